@@ -1,0 +1,144 @@
+"""Validation: every check a loss needs, before any computation.
+
+Every error names the argument first ("target: ..."), then the culprit. The
+kernels trust what leaves this module: labels in range, shapes consistent,
+buffers C-contiguous of the compute dtype. That is what lets the Cython
+kernels run without bounds checks.
+"""
+import numbers
+
+import numpy as np
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _real_array(a, name):
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        kind = {"c": "complex", "O": "object", "U": "string", "S": "bytes"}.get(
+            a.dtype.kind, str(a.dtype)
+        )
+        raise TypeError(f"{name}: {kind} dtype is not supported, pass real numbers")
+    return a
+
+
+def compute_dtype(a):
+    """float32 stays float32; every other real dtype computes in float64."""
+    return np.dtype(np.float32) if a.dtype == np.float32 else np.dtype(np.float64)
+
+
+def as_input(a, name="input"):
+    """The first input: decides the compute dtype. Returns a C-contiguous array."""
+    a = _real_array(a, name)
+    return np.ascontiguousarray(a, dtype=compute_dtype(a))
+
+
+def as_float(a, dtype, name, shape=None):
+    """A secondary float input (target, weight) in the compute dtype."""
+    a = _real_array(a, name)
+    if shape is not None and a.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {a.shape}")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def reduction(value):
+    if value not in REDUCTIONS:
+        raise ValueError(f"reduction: must be one of {REDUCTIONS}, got {value!r}")
+    return value
+
+
+def scalar(value, name, *, low=None, high=None, low_open=False, high_open=False):
+    """A real scalar option inside [low, high] (open ends as asked)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: must be a real number, got {value!r}")
+    value = float(value)
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if np.isnan(value) or too_low or too_high:
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        interval = f"{'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
+        raise ValueError(f"{name}: must be in {interval}, got {value}")
+    return value
+
+
+def integer(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: must be an integer, got {value!r}")
+    return int(value)
+
+
+def labels(target, batch_shape, n_classes, ignore_index=None, name="target"):
+    """Integer class labels of the batch shape, every one in [0, C) or ignored.
+
+    Float labels are accepted when they hold integers. The message of a bad
+    label gives its first position and value.
+    """
+    target = _real_array(target, name)
+    if target.shape != tuple(batch_shape):
+        raise ValueError(
+            f"{name}: expected shape {tuple(batch_shape)} (the input's leading axes), "
+            f"got {target.shape}"
+        )
+    if target.dtype.kind == "f":
+        fractional = ~np.isfinite(target) | (target != np.floor(target))
+        if fractional.any():
+            pos = np.unravel_index(np.argmax(fractional), target.shape)
+            raise ValueError(
+                f"{name}: class labels must be integers, got {target[pos]!r} at index {pos}"
+            )
+        if target.size and np.abs(target).max() >= 2.0**62:
+            bad = np.abs(target) >= 2.0**62
+            pos = np.unravel_index(np.argmax(bad), target.shape)
+            raise ValueError(f"{name}: label {target[pos]!r} at index {pos} is outside [0, {n_classes})")
+    if target.dtype.kind == "u" and target.size and target.max() > np.iinfo(np.int64).max:
+        target = target.astype(np.float64)  # only to report it below
+    out = np.ascontiguousarray(target, dtype=np.int64)
+    bad = (out < 0) | (out >= n_classes)
+    if ignore_index is not None:
+        bad &= out != ignore_index
+    if bad.any():
+        pos = np.unravel_index(np.argmax(bad), out.shape)
+        ignored = "" if ignore_index is None else f" and is not ignore_index={ignore_index}"
+        raise ValueError(
+            f"{name}: label {target[pos]} at index {pos} is outside [0, {n_classes}){ignored}"
+        )
+    return out
+
+
+def sample_weight(sw, batch_shape, dtype, name="sample_weight"):
+    """Per-sample weights of the batch shape (None stays None)."""
+    if sw is None:
+        return None
+    return as_float(sw, dtype, name, shape=batch_shape)
+
+
+def class_weight(w, n_classes, dtype, name="weight"):
+    if w is None:
+        return None
+    return as_float(w, dtype, name, shape=(n_classes,))
+
+
+def out_buffer(out, shape, dtype, name="out"):
+    """A preallocated gradient buffer: exact shape, compute dtype, C order, writeable."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not (
+        isinstance(out, np.ndarray)
+        and out.shape == tuple(shape)
+        and out.dtype == dtype
+        and out.flags.c_contiguous
+        and out.flags.writeable
+    ):
+        got = (
+            f"{type(out).__name__}"
+            if not isinstance(out, np.ndarray)
+            else f"{out.dtype} array of shape {out.shape}"
+            + ("" if out.flags.c_contiguous else ", not C-contiguous")
+            + ("" if out.flags.writeable else ", read-only")
+        )
+        raise ValueError(
+            f"{name}: must be a C-contiguous writeable {np.dtype(dtype).name} array "
+            f"of shape {tuple(shape)}, got {got}"
+        )
+    return out
