@@ -68,6 +68,11 @@ def integer(value, name):
     return int(value)
 
 
+def _first(mask):
+    """The index tuple of the first True in ``mask``, as plain ints."""
+    return tuple(int(i) for i in np.unravel_index(np.argmax(mask), mask.shape))
+
+
 def labels(target, batch_shape, n_classes, ignore_index=None, name="target"):
     """Integer class labels of the batch shape, every one in [0, C) or ignored.
 
@@ -80,29 +85,41 @@ def labels(target, batch_shape, n_classes, ignore_index=None, name="target"):
             f"{name}: expected shape {tuple(batch_shape)} (the input's leading axes), "
             f"got {target.shape}"
         )
+    ignored = "" if ignore_index is None else f" and is not ignore_index={ignore_index}"
+
+    def bad_label(mask):
+        pos = _first(mask)
+        value = target[pos].item()
+        return ValueError(
+            f"{name}: label {value!r} at index {pos} is outside [0, {n_classes}){ignored}"
+        )
+
     if target.dtype.kind == "f":
         fractional = ~np.isfinite(target) | (target != np.floor(target))
         if fractional.any():
-            pos = np.unravel_index(np.argmax(fractional), target.shape)
+            pos = _first(fractional)
             raise ValueError(
-                f"{name}: class labels must be integers, got {target[pos]!r} at index {pos}"
+                f"{name}: class labels must be integers, got {target[pos].item()!r} at index {pos}"
             )
-        if target.size and np.abs(target).max() >= 2.0**62:
-            bad = np.abs(target) >= 2.0**62
-            pos = np.unravel_index(np.argmax(bad), target.shape)
-            raise ValueError(f"{name}: label {target[pos]!r} at index {pos} is outside [0, {n_classes})")
-    if target.dtype.kind == "u" and target.size and target.max() > np.iinfo(np.int64).max:
-        target = target.astype(np.float64)  # only to report it below
+        # Compare as floats, before a cast to int64 could wrap.
+        out_of_range = (target < 0) | (target >= n_classes)
+        if ignore_index is not None:
+            out_of_range &= target != ignore_index
+        if out_of_range.any():
+            raise bad_label(out_of_range)
+    elif target.dtype.kind == "u":
+        # Compare as unsigned, before a cast to int64 could wrap.
+        out_of_range = target >= n_classes
+        if ignore_index is not None and ignore_index >= 0:
+            out_of_range &= target != ignore_index
+        if out_of_range.any():
+            raise bad_label(out_of_range)
     out = np.ascontiguousarray(target, dtype=np.int64)
     bad = (out < 0) | (out >= n_classes)
     if ignore_index is not None:
         bad &= out != ignore_index
     if bad.any():
-        pos = np.unravel_index(np.argmax(bad), out.shape)
-        ignored = "" if ignore_index is None else f" and is not ignore_index={ignore_index}"
-        raise ValueError(
-            f"{name}: label {target[pos]} at index {pos} is outside [0, {n_classes}){ignored}"
-        )
+        raise bad_label(bad)
     return out
 
 

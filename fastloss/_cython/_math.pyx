@@ -1,9 +1,10 @@
 """Array entry points to the point functions of ``_math.pxd``, for the tests.
 
-``exp(a)``, ``log(a)``, ``log1p(a)``: ``a`` a 1-D C-contiguous float32 or
-float64 array (read-only is fine); returns a new array of the same dtype. The
-loops are plain C loops over pointers, so they run the vectorised code the
-kernels get. Not part of the public API.
+``exp(a, out=None)``, ``log(a, out=None)``, ``log1p(a, out=None)``: ``a`` a
+1-D C-contiguous float32 or float64 array (read-only is fine); the result
+goes to ``out`` (same dtype and length) or to a new array, which is returned.
+The loops are plain C loops over pointers, so they run the same vectorised
+code as the kernels. Not part of the public API.
 """
 import numpy as np
 
@@ -28,13 +29,17 @@ cdef void _log1p(const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
         y[i] = flog1p(x[i])
 
 
-cdef _empty_like(const floating[::1] a):
-    return np.empty(a.shape[0], dtype=np.float32 if floating is float else np.float64)
+cdef _output(const floating[::1] a, out):
+    if out is None:
+        return np.empty(a.shape[0], dtype=np.float32 if floating is float else np.float64)
+    if out.shape != (a.shape[0],):
+        raise ValueError(f"out: must have shape ({a.shape[0]},), got {out.shape}")
+    return out
 
 
-def exp(const floating[::1] a):
-    """exp of each element of a 1-D float32 / float64 array, a new array."""
-    out = _empty_like(a)
+def exp(const floating[::1] a, out=None):
+    """exp of each element of a 1-D float32 / float64 array."""
+    out = _output(a, out)
     cdef floating[::1] y = out
     if a.shape[0]:
         with nogil:
@@ -42,9 +47,9 @@ def exp(const floating[::1] a):
     return out
 
 
-def log(const floating[::1] a):
-    """log of each element of a 1-D float32 / float64 array, a new array."""
-    out = _empty_like(a)
+def log(const floating[::1] a, out=None):
+    """log of each element of a 1-D float32 / float64 array."""
+    out = _output(a, out)
     cdef floating[::1] y = out
     if a.shape[0]:
         with nogil:
@@ -52,9 +57,9 @@ def log(const floating[::1] a):
     return out
 
 
-def log1p(const floating[::1] a):
-    """log1p of each element of a 1-D float32 / float64 array, a new array."""
-    out = _empty_like(a)
+def log1p(const floating[::1] a, out=None):
+    """log1p of each element of a 1-D float32 / float64 array."""
+    out = _output(a, out)
     cdef floating[::1] y = out
     if a.shape[0]:
         with nogil:

@@ -23,3 +23,18 @@ def serial_kernel(fn):
 def point(fn):
     """A point function, inlined into the kernels that call it."""
     return numba.njit(inline="always", **_OPTIONS)(fn)
+
+
+def readonly(*arrays):
+    """Read-only views of the kernels' input arrays.
+
+    Numba types a read-only array apart from a writeable one and compiles
+    each mix anew (seconds per kernel); passing every input as a read-only
+    view keeps it to one compilation per dtype.
+    """
+    views = []
+    for a in arrays:
+        v = a.view()
+        v.flags.writeable = False
+        views.append(v)
+    return views

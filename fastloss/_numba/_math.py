@@ -7,9 +7,9 @@ Call them from any ``@njit`` function (parallel, cached, with or without
 (every constant here is typed, nothing promotes to float64). The installed
 llvmlite has no SVML, so ``np.exp`` in a Numba loop is a scalar libm call;
 these are made of arithmetic, integer bit operations, ``llvm.fma`` and
-selects, are inlined into the caller (``inline="always"``), and a loop over
-them vectorises (16 float32 / 8 float64 lanes with AVX-512). Accuracy and
-special values are those of fl_math.h (below 1 ulp, libm semantics for NaN,
+selects, are inlined into the caller by LLVM, and a loop over them
+vectorises (16 float32 / 8 float64 lanes with AVX-512). Accuracy and special
+values are those of fl_math.h (below 1 ulp, libm semantics for NaN,
 +-inf, 0, negatives, overflow and denormals), whose header comment explains
 the algorithms; the code below follows it line by line, with the same
 constants.
@@ -366,7 +366,9 @@ _IMPLS = {
     flog: {types.float32: _log32, types.float64: _log64},
     flog1p: {types.float32: _log1p32, types.float64: _log1p64},
 }
-_OPTIONS = dict(inline="always", jit_options={"fastmath": FASTMATH})
+# Numba-IR inlining (inline="always") of these selects trips Numba's SSA
+# checks (NumbaIRAssumptionWarning); LLVM inlines them anyway.
+_OPTIONS = dict(inline="never", jit_options={"fastmath": FASTMATH})
 
 
 def _register(stub, impls):

@@ -14,7 +14,7 @@ import numpy as np
 from numba import prange
 
 from .._backend import numba_threads
-from ._jit import kernel, point
+from ._jit import kernel, point, readonly
 from ._math import fexp
 
 
@@ -308,14 +308,14 @@ def _focal(x, y, w, sw, gamma, ignore_index, scale, grad, hess, rows):
 # -- entry points: the Cython kernels' signatures ------------------------------
 def ce_hard(x, y, w, sw, eps, ignore_index, scale, grad, hess, rows, n_threads):
     numba_threads(n_threads)
-    _ce_hard(x, y, w, sw, eps, ignore_index, scale, grad, hess, rows)
+    _ce_hard(*readonly(x, y, w, sw), eps, ignore_index, scale, grad, hess, rows)
 
 
 def ce_soft(x, t, w, sw, eps, scale, grad, hess, rows, n_threads):
     numba_threads(n_threads)
-    _ce_soft(x, t, w, sw, eps, scale, grad, hess, rows)
+    _ce_soft(*readonly(x, t, w, sw), eps, scale, grad, hess, rows)
 
 
 def focal(x, y, w, sw, gamma, ignore_index, scale, grad, hess, rows, n_threads):
     numba_threads(n_threads)
-    _focal(x, y, w, sw, gamma, ignore_index, scale, grad, hess, rows)
+    _focal(*readonly(x, y, w, sw), gamma, ignore_index, scale, grad, hess, rows)
