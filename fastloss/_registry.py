@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._losses import softmax
+from ._losses import elementwise, softmax
 
 
 @dataclass(frozen=True)
@@ -20,12 +20,28 @@ class LossSpec:
     make_data: Callable  # make_data(rng, shape, dtype) -> (input, target)
     has_hess: bool = True
     options: tuple = ()  # option sets worth testing
+    shapes: tuple = ((7, 5), (2, 3, 4), (5,))  # input shapes the loss accepts, for tests
 
 
 def _class_labels(rng, shape, dtype):
     x = rng.standard_normal(shape).astype(dtype)
     y = rng.integers(0, shape[-1], size=shape[:-1])
     return x, y
+
+
+def _probabilities(rng, shape, dtype):
+    x = (3 * rng.standard_normal(shape)).astype(dtype)
+    return x, rng.random(shape)
+
+
+def _regression(rng, shape, dtype):
+    x = (2 * rng.standard_normal(shape)).astype(dtype)
+    return x, 2 * rng.standard_normal(shape)
+
+
+def _quantile(rng, shape, dtype):
+    x = rng.standard_normal(shape).astype(dtype)
+    return x, rng.standard_normal(shape[:1])
 
 
 REGISTRY = {
@@ -41,6 +57,30 @@ REGISTRY = {
             "softmax_focal_loss", softmax.SoftmaxFocal, softmax.softmax_focal_loss, "softmax",
             _class_labels,
             options=({}, {"gamma": 0.5}, {"gamma": 0.0, "ignore_index": 1}),
+        ),
+        LossSpec(
+            "binary_cross_entropy_with_logits", elementwise.BCEWithLogits,
+            elementwise.binary_cross_entropy_with_logits, "elementwise", _probabilities,
+            options=({}, {"pos_weight": np.array([3.0])}, {"weight": np.array([0.5])}),
+        ),
+        LossSpec(
+            "sigmoid_focal_loss", elementwise.SigmoidFocal, elementwise.sigmoid_focal_loss,
+            "elementwise", _probabilities,
+            options=({}, {"alpha": -1.0, "gamma": 0.5}, {"gamma": 0.0}),
+        ),
+        LossSpec(
+            "huber_loss", elementwise.Huber, elementwise.huber_loss, "elementwise", _regression,
+            options=({}, {"delta": 0.5}),
+        ),
+        LossSpec(
+            "smooth_l1_loss", elementwise.SmoothL1, elementwise.smooth_l1_loss, "elementwise",
+            _regression, options=({}, {"beta": 0.5}, {"beta": 0.0}),
+        ),
+        LossSpec("mse_loss", elementwise.MSE, elementwise.mse_loss, "elementwise", _regression),
+        LossSpec("l1_loss", elementwise.L1, elementwise.l1_loss, "elementwise", _regression),
+        LossSpec(
+            "pinball_loss", elementwise.Pinball, elementwise.pinball_loss, "elementwise",
+            _quantile, options=({}, {"quantile": 0.9}), shapes=((7,), (6, 1)),
         ),
     ]
 }

@@ -1,0 +1,227 @@
+"""Elementwise kernels: BCE with logits, sigmoid focal, Huber, MSE, L1, pinball.
+
+Why they are built this way:
+- One closed-form point function per loss gives (loss, gradient, Hessian) of
+  one element, written once and used for all three: the three share their
+  temporaries (one exp(-|x|) serves sigmoid, softplus and the Hessian).
+- The elements are cut in blocks of ``block`` (fixed by the caller, not by
+  the thread count). ``point_loop`` runs one loss's point function over a
+  block into stack scratch buffers; the loss is picked once per block, so
+  each loop is specialised and vectorises. ``finish`` then applies the
+  per-element multiplier (sample weight x BCE weight) and the scale, writes
+  the gradient and Hessian, and writes the losses ("none") or the block's
+  partial sum in double. Partials are added by the caller in a fixed order:
+  results do not depend on the number of threads.
+- Everything optional arrives as an empty array (no multiplier, no grad, no
+  hess); a per-element operand (pos_weight, quantile) of length 1 is a scalar.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+from ._math cimport fexp, flog, flog1p
+
+cpdef enum:
+    BCE
+    SIGMOID_FOCAL
+    HUBER
+    MSE
+    L1
+    PINBALL
+
+cdef enum:
+    MAX_BLOCK = 2048  # the scratch buffers' length; the caller's block must not exceed it
+
+
+# -- point functions: (loss, gradient, Hessian) of one element -----------------
+cdef inline floating sigmoid_parts(floating x, floating *e, floating *inv, floating *sig,
+                                   floating *sig_neg) noexcept nogil:
+    """e = exp(-|x|), 1 / (1 + e), sigma(x), sigma(-x); returns log1p(e). Exact in both tails."""
+    e[0] = fexp(-x if x >= 0 else x)
+    inv[0] = 1 / (1 + e[0])
+    sig[0] = inv[0] if x >= 0 else e[0] * inv[0]
+    sig_neg[0] = e[0] * inv[0] if x >= 0 else inv[0]
+    return flog1p(e[0])
+
+
+cdef inline void bce_point(floating x, floating t, floating pw, floating *l, floating *g,
+                           floating *h) noexcept nogil:
+    """l = pw t softplus(-x) + (1-t) softplus(x); g = (1-t) s(x) - pw t s(-x); h = (1-t+pw t) s(x) s(-x)."""
+    cdef floating e, inv, sig, sig_neg
+    cdef floating lp = sigmoid_parts(x, &e, &inv, &sig, &sig_neg)
+    cdef floating sp = (x if x > 0 else 0) + lp  # softplus(x)
+    cdef floating sp_neg = (-x if x < 0 else 0) + lp  # softplus(-x)
+    cdef floating u = 1 - t
+    l[0] = pw * t * sp_neg + u * sp
+    g[0] = u * sig - pw * t * sig_neg
+    h[0] = (u + pw * t) * (e * inv * inv)
+
+
+cdef inline void sigmoid_focal_point(floating x, floating t, double alpha, double gamma,
+                                     floating *l, floating *g, floating *h) noexcept nogil:
+    """torchvision's focal loss alpha_t BCE(x, t) q^gamma, q = 1 - p_t, in log space.
+
+    q = t s(-x) + (1-t) s(x) = (c e + 1 - c) / (1 + e) with c the target weight
+    of the small sigmoid (t for x >= 0, 1 - t below); log q = log(c e + 1 - c)
+    - log1p(e), where c = 1 gives log(e) = -|x| (no log of 0). With
+    r = s(x) s(-x) / q (bounded by 1) and F = q^gamma:
+      g = alpha_t F H,  H = d1 + gamma (1-2t) ce r,   d1 = (1-t) s(x) - t s(-x)
+      h = alpha_t F (gamma (1-2t) r H + s2 + gamma (1-2t) (d1 r + ce r'))
+      r' = r (s(-x) - s(x)) - (1-2t) r^2,  s2 = s(x) s(-x)
+    """
+    cdef floating e, inv, sig, sig_neg
+    cdef floating lp = sigmoid_parts(x, &e, &inv, &sig, &sig_neg)
+    cdef floating ax = x if x >= 0 else -x
+    cdef floating u = 1 - t
+    cdef floating ce = t * ((-x if x < 0 else 0) + lp) + u * ((x if x > 0 else 0) + lp)
+    cdef floating d1 = u * sig - t * sig_neg
+    cdef floating s2 = e * inv * inv
+    cdef floating c = t if x >= 0 else u
+    cdef floating den = c * e + (1 - c)
+    cdef floating r = e * inv / den if den > 0 else inv
+    cdef floating log_den = -ax if c == 1 else flog(den)
+    cdef floating f = fexp(<floating>gamma * (log_den - lp))
+    cdef floating a = <floating>alpha * t + (1 - <floating>alpha) * u if alpha >= 0 else 1
+    cdef floating k = <floating>gamma * (1 - 2 * t)
+    cdef floating hh = d1 + k * ce * r
+    cdef floating dr = r * (sig_neg - sig) - (1 - 2 * t) * r * r
+    cdef floating af = a * f
+    l[0] = af * ce
+    g[0] = af * hh
+    h[0] = af * (k * r * hh + s2 + k * (d1 * r + ce * dr))
+
+
+cdef inline void huber_point(floating x, floating t, double delta, double factor,
+                             floating *l, floating *g, floating *h) noexcept nogil:
+    """d = x - t: 0.5 d^2 inside |d| < delta, delta (|d| - delta/2) outside; times factor."""
+    cdef floating d = x - t
+    cdef floating ad = d if d >= 0 else -d
+    cdef floating dl = <floating>delta, f = <floating>factor
+    cdef bint inside = ad < dl
+    l[0] = f * (<floating>0.5 * d * d if inside else dl * (ad - <floating>0.5 * dl))
+    g[0] = f * (d if inside else (dl if d > 0 else -dl))
+    h[0] = f if inside else 0
+
+
+cdef inline void mse_point(floating x, floating t, floating *l, floating *g,
+                           floating *h) noexcept nogil:
+    cdef floating d = x - t
+    l[0] = d * d
+    g[0] = d + d
+    h[0] = 2
+
+
+cdef inline void l1_point(floating x, floating t, floating *l, floating *g,
+                          floating *h) noexcept nogil:
+    cdef floating d = x - t
+    l[0] = d if d >= 0 else -d
+    g[0] = 1 if d > 0 else (-1 if d < 0 else 0)
+    h[0] = 0
+
+
+cdef inline void pinball_point(floating x, floating t, floating q, floating *l, floating *g,
+                               floating *h) noexcept nogil:
+    """max(q (t - x), (q - 1)(t - x)); gradient -q below t, 1 - q from t up."""
+    cdef floating d = t - x
+    cdef bint below = x < t
+    l[0] = q * d if below else (q - 1) * d
+    g[0] = -q if below else 1 - q
+    h[0] = 0
+
+
+# -- one block -------------------------------------------------------------------
+cdef void point_loop(int kind, const floating *x, const floating *t, const floating *aux,
+                     bint scalar, double p1, double p2, Py_ssize_t n, floating *lb,
+                     floating *gb, floating *hb) noexcept nogil:
+    """The point function of ``kind`` over n elements into the scratch buffers."""
+    cdef Py_ssize_t k
+    if kind == BCE:
+        if scalar:
+            for k in range(n):
+                bce_point(x[k], t[k], aux[0], &lb[k], &gb[k], &hb[k])
+        else:
+            for k in range(n):
+                bce_point(x[k], t[k], aux[k], &lb[k], &gb[k], &hb[k])
+    elif kind == SIGMOID_FOCAL:
+        for k in range(n):
+            sigmoid_focal_point(x[k], t[k], p1, p2, &lb[k], &gb[k], &hb[k])
+    elif kind == HUBER:
+        for k in range(n):
+            huber_point(x[k], t[k], p1, p2, &lb[k], &gb[k], &hb[k])
+    elif kind == MSE:
+        for k in range(n):
+            mse_point(x[k], t[k], &lb[k], &gb[k], &hb[k])
+    elif kind == L1:
+        for k in range(n):
+            l1_point(x[k], t[k], &lb[k], &gb[k], &hb[k])
+    elif kind == PINBALL:
+        if scalar:
+            for k in range(n):
+                pinball_point(x[k], t[k], aux[0], &lb[k], &gb[k], &hb[k])
+        else:
+            for k in range(n):
+                pinball_point(x[k], t[k], aux[k], &lb[k], &gb[k], &hb[k])
+
+
+cdef double finish(floating *lb, floating *gb, floating *hb, Py_ssize_t n, const floating *m,
+                   double scale, floating *grad, floating *hess, double *rows) noexcept nogil:
+    """Multiply by m (if any), write k * grad and k * hess, and the losses or their sum."""
+    cdef Py_ssize_t k
+    cdef floating fs = <floating>scale, w
+    cdef double s = 0
+    if m != NULL:
+        for k in range(n):
+            w = m[k]
+            lb[k] *= w
+            gb[k] *= w
+            hb[k] *= w
+    if grad != NULL:
+        for k in range(n):
+            grad[k] = gb[k] * fs
+    if hess != NULL:
+        for k in range(n):
+            hess[k] = hb[k] * fs
+    if rows != NULL:
+        for k in range(n):
+            rows[k] = lb[k]
+    else:
+        for k in range(n):
+            s += lb[k]
+    return s
+
+
+cdef double block_run(int kind, const floating *x, const floating *t, const floating *aux,
+                      bint scalar, const floating *m, double p1, double p2, double scale,
+                      Py_ssize_t n, floating *grad, floating *hess,
+                      double *rows) noexcept nogil:
+    # The scratch lives on this call's stack: one set per thread.
+    cdef floating lb[MAX_BLOCK]
+    cdef floating gb[MAX_BLOCK]
+    cdef floating hb[MAX_BLOCK]
+    point_loop(kind, x, t, aux, scalar, p1, p2, n, lb, gb, hb)
+    return finish(lb, gb, hb, n, m, scale, grad, hess, rows)
+
+
+def elementwise(int kind, const floating[::1] x, const floating[::1] t,
+                const floating[::1] aux, const floating[::1] m, double p1, double p2,
+                double scale, Py_ssize_t block, bint none, floating[::1] grad,
+                floating[::1] hess, double[::1] rows, int n_threads):
+    cdef Py_ssize_t size = x.shape[0], b, lo, n_blocks
+    cdef bint scalar = aux.shape[0] == 1
+    cdef const floating *mp = &m[0] if m.shape[0] > 0 else NULL
+    cdef floating *gp = &grad[0] if grad.shape[0] > 0 else NULL
+    cdef floating *hp = &hess[0] if hess.shape[0] > 0 else NULL
+    cdef double s
+    if not 0 < block <= MAX_BLOCK:
+        raise ValueError(f"block: must be in [1, {MAX_BLOCK}], got {block}")
+    if size == 0:
+        return
+    n_blocks = (size + block - 1) // block
+    with nogil:
+        for b in prange(n_blocks, schedule="static", num_threads=n_threads):
+            lo = b * block
+            s = block_run(kind, &x[lo], &t[lo], &aux[0] if scalar else &aux[lo], scalar,
+                          mp + lo if mp != NULL else NULL, p1, p2, scale,
+                          min(block, size - lo), gp + lo if gp != NULL else NULL,
+                          hp + lo if hp != NULL else NULL, &rows[lo] if none else NULL)
+            if not none:
+                rows[b] = s
