@@ -25,8 +25,12 @@ class Batch:
     extra: dict = field(default_factory=dict)  # family-specific, validated arrays
 
 
-def _empty(dtype, ndim):
-    return np.empty((0,) * ndim, dtype=dtype)
+def _absent(x):
+    """An absent gradient or Hessian: x's leading shape, no elements per row.
+
+    Kernels index its rows like a real buffer and see zero columns.
+    """
+    return np.empty(x.shape[:-1] + (0,), dtype=x.dtype)
 
 
 class Loss:
@@ -75,8 +79,8 @@ class Loss:
             kernels,
             batch,
             scale,
-            _empty(x.dtype, x.ndim) if g is None else g.reshape(x.shape),
-            _empty(x.dtype, x.ndim) if h is None else h.reshape(x.shape),
+            _absent(x) if g is None else g.reshape(x.shape),
+            _absent(x) if h is None else h.reshape(x.shape),
             rows,
             _backend.get_num_threads(),
         )

@@ -240,7 +240,7 @@ cdef double focal_row(const floating *x, floating *g, floating *h, Py_ssize_t n,
 
 # -- kernels: prange over rows ------------------------------------------------
 cdef inline floating* data_or_null(floating[:, ::1] a) noexcept nogil:
-    return &a[0, 0] if a.shape[0] > 0 else NULL
+    return &a[0, 0] if a.shape[0] > 0 and a.shape[1] > 0 else NULL
 
 
 cdef inline void zero_row(floating *a, Py_ssize_t n) noexcept nogil:

@@ -122,59 +122,62 @@ def pinball_point(x, t, q):
 
 
 # -- one block -------------------------------------------------------------------
+# Blocks are passed as slices and indexed by ``range(n)`` variables: Numba then
+# knows every index is non-negative and emits no wraparound select (a factor
+# of five in these loops).
 @point
-def point_loop(kind, x, t, aux, p1, p2, lo, n, lb, gb, hb):
-    """The point function of ``kind`` over x[lo:lo+n] into the scratch buffers."""
+def point_loop(kind, x, t, aux, p1, p2, lb, gb, hb):
+    """The point function of ``kind`` over the block x, t into the scratch buffers."""
     scalar = aux.size == 1
     if kind == BCE:
         if scalar:
-            for k in range(n):
-                lb[k], gb[k], hb[k] = bce_point(x[lo + k], t[lo + k], aux[0])
+            for k in range(x.size):
+                lb[k], gb[k], hb[k] = bce_point(x[k], t[k], aux[0])
         else:
-            for k in range(n):
-                lb[k], gb[k], hb[k] = bce_point(x[lo + k], t[lo + k], aux[lo + k])
+            for k in range(x.size):
+                lb[k], gb[k], hb[k] = bce_point(x[k], t[k], aux[k])
     elif kind == SIGMOID_FOCAL:
-        for k in range(n):
-            lb[k], gb[k], hb[k] = sigmoid_focal_point(x[lo + k], t[lo + k], p1, p2)
+        for k in range(x.size):
+            lb[k], gb[k], hb[k] = sigmoid_focal_point(x[k], t[k], p1, p2)
     elif kind == HUBER:
-        for k in range(n):
-            lb[k], gb[k], hb[k] = huber_point(x[lo + k], t[lo + k], p1, p2)
+        for k in range(x.size):
+            lb[k], gb[k], hb[k] = huber_point(x[k], t[k], p1, p2)
     elif kind == MSE:
-        for k in range(n):
-            lb[k], gb[k], hb[k] = mse_point(x[lo + k], t[lo + k])
+        for k in range(x.size):
+            lb[k], gb[k], hb[k] = mse_point(x[k], t[k])
     elif kind == L1:
-        for k in range(n):
-            lb[k], gb[k], hb[k] = l1_point(x[lo + k], t[lo + k])
+        for k in range(x.size):
+            lb[k], gb[k], hb[k] = l1_point(x[k], t[k])
     elif kind == PINBALL:
         if scalar:
-            for k in range(n):
-                lb[k], gb[k], hb[k] = pinball_point(x[lo + k], t[lo + k], aux[0])
+            for k in range(x.size):
+                lb[k], gb[k], hb[k] = pinball_point(x[k], t[k], aux[0])
         else:
-            for k in range(n):
-                lb[k], gb[k], hb[k] = pinball_point(x[lo + k], t[lo + k], aux[lo + k])
+            for k in range(x.size):
+                lb[k], gb[k], hb[k] = pinball_point(x[k], t[k], aux[k])
 
 
 @point
-def finish(lb, gb, hb, n, m, lo, scale, grad, hess, rows, none):
+def finish(lb, gb, hb, n, m, scale, grad, hess, rows):
     """Multiply by m (if any), write k * grad and k * hess, and the losses or their sum."""
     T = lb.dtype.type
     fs = T(scale)
     if m.size > 0:
         for k in range(n):
-            w = m[lo + k]
+            w = m[k]
             lb[k] *= w
             gb[k] *= w
             hb[k] *= w
     if grad.size > 0:
         for k in range(n):
-            grad[lo + k] = gb[k] * fs
+            grad[k] = gb[k] * fs
     if hess.size > 0:
         for k in range(n):
-            hess[lo + k] = hb[k] * fs
+            hess[k] = hb[k] * fs
     s = 0.0
-    if none:
+    if rows.size > 0:
         for k in range(n):
-            rows[lo + k] = lb[k]
+            rows[k] = lb[k]
     else:
         for k in range(n):
             s += lb[k]
@@ -193,9 +196,11 @@ def _elementwise(kind, x, t, aux, m, p1, p2, scale, block, none, grad, hess, row
         hb = np.empty(block, x.dtype)
         for b in range(tid, n_blocks, n_threads):
             lo = b * block
-            n = min(block, size - lo)
-            point_loop(kind, x, t, aux, p1, p2, lo, n, lb, gb, hb)
-            s = finish(lb, gb, hb, n, m, lo, scale, grad, hess, rows, none)
+            hi = min(lo + block, size)
+            point_loop(kind, x[lo:hi], t[lo:hi], aux[lo:hi] if aux.size > 1 else aux,
+                       p1, p2, lb, gb, hb)
+            s = finish(lb, gb, hb, hi - lo, m[lo:hi], scale, grad[lo:hi], hess[lo:hi],
+                       rows[lo:hi] if none else rows[:0])
             if not none:
                 rows[b] = s
 
