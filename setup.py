@@ -27,16 +27,19 @@ DIRECTIVES = {
     "freethreading_compatible": True,
 }
 
-# Floating-point flags equivalent to Numba's {nsz, arcp, contract, reassoc}:
-# reductions vectorise, while NaN and inf keep their IEEE meaning (no
-# -ffinite-math-only, so never plain -ffast-math).
+# Floating-point flags: reductions vectorise (-fassociative-math), while NaN
+# and inf keep their IEEE meaning (no -ffinite-math-only, so never plain
+# -ffast-math). No implicit contraction into FMAs and no reciprocals: GCC
+# makes those choices differently in a loop's vector body and its scalar
+# remainder, and which elements land in which depends on the alignment of
+# the arrays, so a result would change with where NumPy put the data. The
+# exp/log code (fl_math.h) writes its FMAs explicitly.
 FP_FLAGS = [
     "-fno-math-errno",
     "-fno-signed-zeros",
     "-fno-trapping-math",
     "-fassociative-math",
-    "-freciprocal-math",
-    "-ffp-contract=fast",
+    "-ffp-contract=off",
 ]
 
 

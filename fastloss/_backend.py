@@ -87,6 +87,17 @@ def set_num_threads(n):
     _state.threads = None
 
 
+#: Elements per thread below which another thread costs more than it saves:
+#: waking a pool thread takes microseconds, a kernel does an element in about
+#: a nanosecond. Results do not depend on the thread count, so this is safe.
+MIN_WORK_PER_THREAD = 1 << 15
+
+
+def threads_for(work):
+    """Threads worth using for ``work`` elements, at most ``get_num_threads()``."""
+    return max(1, min(get_num_threads(), work // MIN_WORK_PER_THREAD))
+
+
 @contextlib.contextmanager
 def num_threads(n):
     """Use ``n`` threads inside a ``with`` block (this thread only)."""

@@ -82,7 +82,7 @@ class Loss:
             _absent(x) if g is None else g.reshape(x.shape),
             _absent(x) if h is None else h.reshape(x.shape),
             rows,
-            _backend.get_num_threads(),
+            _backend.threads_for(x.size),
         )
         return self._reduce(rows, batch, denominator), g, h
 

@@ -171,3 +171,138 @@ def tolerance(dtype):
     if np.dtype(dtype) == np.float32:
         return dict(rtol=1e-5, atol=1e-6)
     return dict(rtol=1e-12, atol=1e-14)
+
+
+# --------------------------------------------------------------------------- elementwise losses
+# Every element is its own sample: "none" has the input's shape, "sum"/"mean" run over every
+# element. sample_weight has the input's shape, or (N,) and then weighs every element of row n;
+# "mean" divides by the sum of the weights expanded to every element (the number of elements
+# without sample_weight). BCE's weight / pos_weight and focal's alpha never enter that
+# denominator (PyTorch's rules).
+def _elementwise_weights(shape, sample_weight, dtype):
+    if sample_weight is None:
+        return np.ones(shape, dtype)
+    sw = np.asarray(sample_weight, dtype)
+    if sw.shape == shape:
+        return sw
+    if len(shape) >= 1 and sw.shape == shape[:1]:
+        return np.broadcast_to(sw.reshape(sw.shape + (1,) * (len(shape) - 1)), shape)
+    raise ValueError("sample_weight must have the input's shape or (N,)")
+
+
+def _elementwise(point, x, t, reduction, sample_weight, dtype, extra=()):
+    """Apply ``point(x_i, t_i, *extra_i)`` to every element, weigh, reduce."""
+    dtype = np.dtype(dtype).type
+    x = np.asarray(x, dtype)
+    t = np.asarray(t, dtype)
+    if t.shape != x.shape:
+        raise ValueError("target must have the input's shape")
+    extra = [np.broadcast_to(np.asarray(e, dtype), x.shape) for e in extra]
+    sw = _elementwise_weights(x.shape, sample_weight, dtype)
+    losses = np.zeros(x.shape, dtype)
+    denominator = dtype(0)
+    for idx in np.ndindex(*x.shape):
+        losses[idx] = sw[idx] * point(x[idx], t[idx], *(e[idx] for e in extra))
+        denominator += sw[idx]
+    return _reduce(losses, denominator, reduction, dtype)
+
+
+def softplus(v):
+    """log(1 + exp(v)) of one scalar, in the scalar's dtype: max(v, 0) + log1p(exp(-|v|))."""
+    return max(v, 0 * v) + np.log1p(np.exp(-abs(v)))
+
+
+def sigmoid(v):
+    """1 / (1 + exp(-v)) of one scalar as exp(-softplus(-v)): no overflow, exact tails."""
+    return np.exp(-softplus(-v))
+
+
+def binary_cross_entropy_with_logits(x, t, weight=None, pos_weight=None, reduction="mean",
+                                     sample_weight=None, dtype=np.float64):
+    """PyTorch ``binary_cross_entropy_with_logits``, plus sample_weight.
+
+        l_i = sw_i * w_i * [pw_i * t_i * softplus(-x_i) + (1 - t_i) * softplus(x_i)]
+    with ``weight`` (w) and ``pos_weight`` (pw) broadcast to the input's shape (numpy rules:
+    pos_weight of shape (C,) runs along the last axis); "mean" divides by the sum of sw.
+    """
+    shape = np.shape(x)
+    w = np.ones(shape) if weight is None else weight
+    pw = np.ones(shape) if pos_weight is None else pos_weight
+
+    def point(xi, ti, wi, pwi):
+        return wi * (pwi * ti * softplus(-xi) + (1 - ti) * softplus(xi))
+
+    return _elementwise(point, x, t, reduction, sample_weight, dtype, extra=(w, pw))
+
+
+def sigmoid_focal_loss(x, t, alpha=0.25, gamma=2.0, reduction="mean", sample_weight=None,
+                       dtype=np.float64):
+    """torchvision ``sigmoid_focal_loss`` (its "mean" is loss.mean()), plus sample_weight.
+
+        p = sigmoid(x), p_t = p t + (1 - p)(1 - t), ce = BCE(x, t),
+        l_i = sw_i * alpha_t * ce * (1 - p_t)^gamma,  alpha_t = alpha t + (1 - alpha)(1 - t)
+    (alpha_t = 1 when alpha < 0). 1 - p_t is computed as t sigmoid(-x) + (1 - t) sigmoid(x),
+    which is the same number without the cancellation of 1 - p_t; gamma = 0 gives factor 1.
+    """
+    def point(xi, ti):
+        one_minus_pt = ti * sigmoid(-xi) + (1 - ti) * sigmoid(xi)
+        ce = ti * softplus(-xi) + (1 - ti) * softplus(xi)
+        factor = 1 if gamma == 0 else one_minus_pt ** xi.dtype.type(gamma)
+        a = alpha * ti + (1 - alpha) * (1 - ti) if alpha >= 0 else 1
+        return a * ce * factor
+
+    return _elementwise(point, x, t, reduction, sample_weight, dtype)
+
+
+def huber_loss(x, t, delta=1.0, reduction="mean", sample_weight=None, dtype=np.float64):
+    """PyTorch ``huber_loss``: d = x - t, 0.5 d^2 if |d| < delta else delta (|d| - 0.5 delta)."""
+    def point(xi, ti):
+        d = xi - ti
+        return 0.5 * d * d if abs(d) < delta else delta * (abs(d) - 0.5 * delta)
+
+    return _elementwise(point, x, t, reduction, sample_weight, dtype)
+
+
+def smooth_l1_loss(x, t, beta=1.0, reduction="mean", sample_weight=None, dtype=np.float64):
+    """PyTorch ``smooth_l1_loss``: 0.5 d^2 / beta if |d| < beta else |d| - 0.5 beta;
+    |d| if beta == 0."""
+    def point(xi, ti):
+        d = abs(xi - ti)
+        if beta == 0:
+            return d
+        return 0.5 * d * d / beta if d < beta else d - 0.5 * beta
+
+    return _elementwise(point, x, t, reduction, sample_weight, dtype)
+
+
+def mse_loss(x, t, reduction="mean", sample_weight=None, dtype=np.float64):
+    """PyTorch ``mse_loss``: (x - t)^2."""
+    return _elementwise(lambda xi, ti: (xi - ti) ** 2, x, t, reduction, sample_weight, dtype)
+
+
+def l1_loss(x, t, reduction="mean", sample_weight=None, dtype=np.float64):
+    """PyTorch ``l1_loss``: |x - t|."""
+    return _elementwise(lambda xi, ti: abs(xi - ti), x, t, reduction, sample_weight, dtype)
+
+
+def pinball_loss(x, t, quantile=0.5, reduction="mean", sample_weight=None, dtype=np.float64):
+    """Pinball loss max(q (t - x), (q - 1)(t - x)), as scikit-learn's ``mean_pinball_loss``.
+
+    x: (N,) with a scalar quantile, or (N, Q) with quantile scalar or (Q,); t: (N,), the
+    target of every column of row n. "none" has the input's shape; "mean" runs over all N Q
+    elements (with (N,) sample weights: the mean over quantiles of sklearn's weighted means).
+    """
+    x = np.asarray(x, dtype)
+    t = np.asarray(t, dtype)
+    if x.ndim not in (1, 2) or t.shape != x.shape[:1]:
+        raise ValueError("pinball: input (N,) or (N, Q), target (N,)")
+    q = np.asarray(quantile, dtype)
+    if q.ndim == 1 and q.shape != x.shape[1:]:
+        raise ValueError("pinball: (Q,) quantiles need an (N, Q) input")
+    t_full = np.broadcast_to(t.reshape(t.shape + (1,) * (x.ndim - 1)), x.shape)
+
+    def point(xi, ti, qi):
+        d = ti - xi
+        return max(qi * d, (qi - 1) * d)
+
+    return _elementwise(point, x, t_full, reduction, sample_weight, dtype, extra=(q,))

@@ -40,33 +40,34 @@ SOFTMAX_CASES = [c for c in CASES if c[0].family == "softmax"]
 SOFTMAX_IDS = [_case_id(c) for c in SOFTMAX_CASES]
 
 
-def _pinball_shape(opts, lead):
-    """(N,) with a scalar quantile, (N, Q) with Q quantiles (API.md)."""
-    q = opts.get("quantile", 0.5)
-    return (lead[0], np.size(q)) if np.ndim(q) else (int(np.prod(lead)),)
-
-
-# Rows whose valid input shapes are narrower than their family's (the registry does not say).
-SHAPE_OVERRIDES = {"pinball_loss": _pinball_shape}
+def _fold(lead, rank):
+    """``lead`` on ``rank`` axes: its first rank - 1 axes, then the product of the rest
+    (padded with ones when ``lead`` is shorter)."""
+    lead = tuple(lead) + (1,) * max(0, rank - len(lead))
+    if rank == 0:
+        return ()
+    return (*lead[:rank - 1], int(np.prod(lead[rank - 1:])))
 
 
 def input_shape(spec, opts, lead=(3, 4)):
     """An input shape with the batch shape ``lead`` (or as close as the loss allows).
 
     softmax: ``(*lead, C)``, C following a class-weight option's length (5 otherwise);
-    elementwise: ``lead`` itself, the last axis following a per-column option of
-    length > 1 if there is one.
+    elementwise: ``lead`` laid out on the rank of the first of ``spec.shapes`` (the
+    input shapes the loss accepts), its last axis following a per-column option of
+    length Q > 1 if there is one (then on the first accepted rank >= 2). Pinball
+    (``shapes=((7,), (6, 1))``): (N,) with a scalar quantile, (N, Q) with Q quantiles.
     """
-    if spec.name in SHAPE_OVERRIDES:
-        return SHAPE_OVERRIDES[spec.name](opts, lead)
     if spec.family == "softmax":
         weight = opts.get("weight")
         n_classes = 5 if weight is None else len(weight)
         return (*lead, n_classes)
     columns = [np.size(v) for v in opts.values() if np.ndim(v) == 1 and np.size(v) > 1]
-    if columns and len(lead) >= 2:
-        return (*lead[:-1], columns[0])
-    return tuple(lead)
+    if columns:  # the per-column option replaces the last axis of lead
+        rank = next(len(s) for s in spec.shapes if len(s) >= 2)
+        rows = tuple(lead[:-1]) if len(lead) >= 2 else tuple(lead)
+        return (*_fold(rows, rank - 1), columns[0])
+    return _fold(lead, len(spec.shapes[0]))
 
 
 def make(spec, opts, rng, dtype, lead=(3, 4)):
@@ -336,8 +337,11 @@ def test_unknown_reduction(case, backend, rng, bad):
 
 # --------------------------------------------------------------------------- engine invariants
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_results_do_not_depend_on_the_number_of_threads(case, backend, dtype, rng):
+def test_results_do_not_depend_on_the_number_of_threads(case, backend, dtype, rng,
+                                                        monkeypatch):
     spec, opts = case
+    # Small inputs run on one thread whatever is asked; make two really run.
+    monkeypatch.setattr(fastloss._backend, "MIN_WORK_PER_THREAD", 1)
     x, t, sw = make(spec, opts, rng, dtype, lead=(64, 129))  # 8256 rows: several chunks per thread
     for reduction in REDUCTIONS:
         with fastloss.num_threads(1):

@@ -17,6 +17,7 @@ Why they are built this way:
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.math cimport fma
 
 from ._math cimport fexp, flog, flog1p
 
@@ -33,27 +34,29 @@ cdef enum:
 
 
 # -- point functions: (loss, gradient, Hessian) of one element -----------------
-cdef inline floating sigmoid_parts(floating x, floating *e, floating *inv, floating *sig,
+cdef inline floating sigmoid_parts(floating x, floating *e, floating *s2, floating *sig,
                                    floating *sig_neg) noexcept nogil:
-    """e = exp(-|x|), 1 / (1 + e), sigma(x), sigma(-x); returns log1p(e). Exact in both tails."""
+    """e = exp(-|x|), s2 = s(x) s(-x), s(x), s(-x); returns log1p(e). Exact in both tails."""
+    cdef floating inv
     e[0] = fexp(-x if x >= 0 else x)
-    inv[0] = 1 / (1 + e[0])
-    sig[0] = inv[0] if x >= 0 else e[0] * inv[0]
-    sig_neg[0] = e[0] * inv[0] if x >= 0 else inv[0]
+    inv = 1 / (1 + e[0])
+    s2[0] = e[0] * inv * inv
+    sig[0] = inv if x >= 0 else e[0] * inv
+    sig_neg[0] = e[0] * inv if x >= 0 else inv
     return flog1p(e[0])
 
 
 cdef inline void bce_point(floating x, floating t, floating pw, floating *l, floating *g,
                            floating *h) noexcept nogil:
     """l = pw t softplus(-x) + (1-t) softplus(x); g = (1-t) s(x) - pw t s(-x); h = (1-t+pw t) s(x) s(-x)."""
-    cdef floating e, inv, sig, sig_neg
-    cdef floating lp = sigmoid_parts(x, &e, &inv, &sig, &sig_neg)
+    cdef floating e, s2, sig, sig_neg
+    cdef floating lp = sigmoid_parts(x, &e, &s2, &sig, &sig_neg)
     cdef floating sp = (x if x > 0 else 0) + lp  # softplus(x)
     cdef floating sp_neg = (-x if x < 0 else 0) + lp  # softplus(-x)
     cdef floating u = 1 - t
     l[0] = pw * t * sp_neg + u * sp
     g[0] = u * sig - pw * t * sig_neg
-    h[0] = (u + pw * t) * (e * inv * inv)
+    h[0] = s2 + (pw - 1) * t * s2  # exactly s2 for pw = 1, as the focal loss at gamma = 0
 
 
 cdef inline void sigmoid_focal_point(floating x, floating t, double alpha, double gamma,
@@ -68,16 +71,16 @@ cdef inline void sigmoid_focal_point(floating x, floating t, double alpha, doubl
       h = alpha_t F (gamma (1-2t) r H + s2 + gamma (1-2t) (d1 r + ce r'))
       r' = r (s(-x) - s(x)) - (1-2t) r^2,  s2 = s(x) s(-x)
     """
-    cdef floating e, inv, sig, sig_neg
-    cdef floating lp = sigmoid_parts(x, &e, &inv, &sig, &sig_neg)
+    cdef floating e, s2, sig, sig_neg
+    cdef floating lp = sigmoid_parts(x, &e, &s2, &sig, &sig_neg)
     cdef floating ax = x if x >= 0 else -x
     cdef floating u = 1 - t
     cdef floating ce = t * ((-x if x < 0 else 0) + lp) + u * ((x if x > 0 else 0) + lp)
     cdef floating d1 = u * sig - t * sig_neg
-    cdef floating s2 = e * inv * inv
     cdef floating c = t if x >= 0 else u
-    cdef floating den = c * e + (1 - c)
-    cdef floating r = e * inv / den if den > 0 else inv
+    cdef floating den = fma(c, e, 1 - c)
+    cdef floating big = sig if x >= 0 else sig_neg  # 1 / (1 + e)
+    cdef floating r = e * big / den if den > 0 else big
     cdef floating log_den = -ax if c == 1 else flog(den)
     cdef floating f = fexp(<floating>gamma * (log_den - lp))
     cdef floating a = <floating>alpha * t + (1 - <floating>alpha) * u if alpha >= 0 else 1
@@ -96,10 +99,10 @@ cdef inline void huber_point(floating x, floating t, double delta, double factor
     cdef floating d = x - t
     cdef floating ad = d if d >= 0 else -d
     cdef floating dl = <floating>delta, f = <floating>factor
-    cdef bint inside = ad < dl
-    l[0] = f * (<floating>0.5 * d * d if inside else dl * (ad - <floating>0.5 * dl))
-    g[0] = f * (d if inside else (dl if d > 0 else -dl))
-    h[0] = f if inside else 0
+    cdef bint outside = ad >= dl  # false for NaN, which then flows through d
+    l[0] = f * (dl * (ad - <floating>0.5 * dl) if outside else <floating>0.5 * d * d)
+    g[0] = f * (dl if d >= dl else (-dl if d <= -dl else d))
+    h[0] = 0 if outside else f
 
 
 cdef inline void mse_point(floating x, floating t, floating *l, floating *g,
@@ -120,11 +123,10 @@ cdef inline void l1_point(floating x, floating t, floating *l, floating *g,
 
 cdef inline void pinball_point(floating x, floating t, floating q, floating *l, floating *g,
                                floating *h) noexcept nogil:
-    """max(q (t - x), (q - 1)(t - x)); gradient -q below t, 1 - q from t up."""
+    """max(q (t - x), (q - 1)(t - x)); gradient -q below t, 1 - q from t up (NaN for NaN)."""
     cdef floating d = t - x
-    cdef bint below = x < t
-    l[0] = q * d if below else (q - 1) * d
-    g[0] = -q if below else 1 - q
+    l[0] = q * d if x < t else (q - 1) * d
+    g[0] = -q if x < t else (1 - q if x >= t else d)
     h[0] = 0
 
 
@@ -166,14 +168,13 @@ cdef double finish(floating *lb, floating *gb, floating *hb, Py_ssize_t n, const
                    double scale, floating *grad, floating *hess, double *rows) noexcept nogil:
     """Multiply by m (if any), write k * grad and k * hess, and the losses or their sum."""
     cdef Py_ssize_t k
-    cdef floating fs = <floating>scale, w
+    cdef floating fs = <floating>scale
     cdef double s = 0
     if m != NULL:
         for k in range(n):
-            w = m[k]
-            lb[k] *= w
-            gb[k] *= w
-            hb[k] *= w
+            lb[k] = lb[k] * m[k]
+            gb[k] = gb[k] * m[k]
+            hb[k] = hb[k] * m[k]
     if grad != NULL:
         for k in range(n):
             grad[k] = gb[k] * fs
@@ -193,7 +194,10 @@ cdef double block_run(int kind, const floating *x, const floating *t, const floa
                       bint scalar, const floating *m, double p1, double p2, double scale,
                       Py_ssize_t n, floating *grad, floating *hess,
                       double *rows) noexcept nogil:
-    # The scratch lives on this call's stack: one set per thread.
+    # The scratch lives on this call's stack: one set per thread. The point
+    # loop always writes there, never into the outputs: GCC peels a loop to
+    # align its stores, and where the outputs sit would then decide which
+    # elements take the scalar path, whose last bit may differ.
     cdef floating lb[MAX_BLOCK]
     cdef floating gb[MAX_BLOCK]
     cdef floating hb[MAX_BLOCK]

@@ -219,12 +219,12 @@ class Pinball(_Elementwise):
 
     def __init__(self, *, quantile=0.5, reduction="mean", backend=None):
         super().__init__(reduction=reduction, backend=backend)
-        q = V.as_float(quantile, np.float64, "quantile")
+        q = np.asarray(V._real_array(quantile, "quantile"), dtype=np.float64)
         if q.ndim > 1:
             raise ValueError(f"quantile: must be a scalar or 1-D, got shape {q.shape}")
         if q.size == 0 or not np.all((q > 0) & (q < 1)):
             raise ValueError(f"quantile: every quantile must be in (0, 1), got {quantile!r}")
-        self.quantile = float(q) if q.ndim == 0 else q
+        self.quantile = float(q) if q.size == 1 else q
 
     def _target(self, x, target):
         if x.ndim not in (1, 2):
@@ -234,7 +234,7 @@ class Pinball(_Elementwise):
 
     def _aux(self, x):
         q = np.asarray(self.quantile)
-        if q.size == 1 and (q.ndim == 0 or x.ndim == 1):
+        if q.ndim == 0:
             return q.astype(x.dtype).reshape(1)
         if x.ndim != 2 or q.shape != x.shape[1:]:
             raise ValueError(

@@ -13,7 +13,7 @@ from numba import prange
 
 from .._backend import numba_threads
 from ._jit import kernel, point, readonly
-from ._math import fexp, flog, flog1p
+from ._math import _fma, fexp, flog, flog1p
 
 BCE, SIGMOID_FOCAL, HUBER, MSE, L1, PINBALL = range(6)
 
@@ -21,22 +21,21 @@ BCE, SIGMOID_FOCAL, HUBER, MSE, L1, PINBALL = range(6)
 # -- point functions: (loss, gradient, Hessian) of one element -----------------
 @point
 def sigmoid_parts(x):
-    """e = exp(-|x|), 1 / (1 + e), sigma(x), sigma(-x), log1p(e): exact in both tails."""
+    """e = exp(-|x|), s2 = s(x) s(-x), s(x), s(-x), log1p(e): exact in both tails."""
     T = type(x)
-    ax = abs(x)
-    e = fexp(-ax)
+    e = fexp(-abs(x))
     inv = T(1) / (T(1) + e)
     pos = x >= 0
     sig = inv if pos else e * inv
     sig_neg = e * inv if pos else inv
-    return e, inv, sig, sig_neg, flog1p(e)
+    return e, e * inv * inv, sig, sig_neg, flog1p(e)
 
 
 @point
 def bce_point(x, t, pw):
     """l = pw t softplus(-x) + (1-t) softplus(x); g = (1-t) s(x) - pw t s(-x); h = (1-t+pw t) s(x) s(-x)."""
     T = type(x)
-    e, inv, sig, sig_neg, lp = sigmoid_parts(x)
+    e, s2, sig, sig_neg, lp = sigmoid_parts(x)
     zero = T(0)
     sp = (x if x > zero else zero) + lp  # softplus(x)
     sp_neg = (-x if x < zero else zero) + lp  # softplus(-x)
@@ -44,7 +43,7 @@ def bce_point(x, t, pw):
     return (
         pw * t * sp_neg + u * sp,
         u * sig - pw * t * sig_neg,
-        (u + pw * t) * (e * inv * inv),
+        s2 + (pw - T(1)) * t * s2,  # exactly s2 for pw = 1, as focal at gamma = 0
     )
 
 
@@ -54,24 +53,26 @@ def sigmoid_focal_point(x, t, alpha, gamma):
 
     q = t s(-x) + (1-t) s(x) = (c e + 1 - c) / (1 + e) with c the target weight
     of the small sigmoid (t for x >= 0, 1 - t below); log q = log(c e + 1 - c)
-    - log1p(e), where c = 1 gives log(e) = -|x| (no log of 0). With
+    - log1p(e), where c = 1 gives log(e) = -|x| (no log of 0); c e + 1 - c is
+    one fma, so that reassociation cannot turn it into c (e - 1) + 1, which
+    loses e when it is tiny. With
     r = s(x) s(-x) / q (bounded by 1) and F = q^gamma:
       g = alpha_t F H,  H = d1 + gamma (1-2t) ce r,   d1 = (1-t) s(x) - t s(-x)
       h = alpha_t F (gamma (1-2t) r H + s2 + gamma (1-2t) (d1 r + ce r'))
       r' = r (s(-x) - s(x)) - (1-2t) r^2,  s2 = s(x) s(-x)
     """
     T = type(x)
-    e, inv, sig, sig_neg, lp = sigmoid_parts(x)
+    e, s2, sig, sig_neg, lp = sigmoid_parts(x)
     zero = T(0)
     one = T(1)
     ax = abs(x)
     u = one - t
     ce = t * ((-x if x < zero else zero) + lp) + u * ((x if x > zero else zero) + lp)
     d1 = u * sig - t * sig_neg
-    s2 = e * inv * inv
     c = t if x >= zero else u
-    den = c * e + (one - c)
-    r = e * inv / den if den > zero else inv
+    den = _fma(c, e, one - c)
+    big = sig if x >= zero else sig_neg  # 1 / (1 + e)
+    r = e * big / den if den > zero else big
     log_den = -ax if c == one else flog(den)
     f = fexp(T(gamma) * (log_den - lp))
     a = T(alpha) * t + (one - T(alpha)) * u if alpha >= 0 else one
@@ -90,12 +91,11 @@ def huber_point(x, t, delta, factor):
     ad = abs(d)
     dl = T(delta)
     f = T(factor)
-    inside = ad < dl
-    g = d if inside else (dl if d > 0 else -dl)
+    outside = ad >= dl  # false for NaN, which then flows through d
     return (
-        f * (T(0.5) * d * d if inside else dl * (ad - T(0.5) * dl)),
-        f * g,
-        f if inside else T(0),
+        f * (dl * (ad - T(0.5) * dl) if outside else T(0.5) * d * d),
+        f * (dl if d >= dl else (-dl if d <= -dl else d)),
+        T(0) if outside else f,
     )
 
 
@@ -114,11 +114,14 @@ def l1_point(x, t):
 
 @point
 def pinball_point(x, t, q):
-    """max(q (t - x), (q - 1)(t - x)); gradient -q below t, 1 - q from t up."""
+    """max(q (t - x), (q - 1)(t - x)); gradient -q below t, 1 - q from t up (NaN for NaN)."""
     T = type(x)
     d = t - x
-    below = x < t
-    return (q * d if below else (q - T(1)) * d), (-q if below else T(1) - q), T(0)
+    return (
+        q * d if x < t else (q - T(1)) * d,
+        -q if x < t else (T(1) - q if x >= t else d),
+        T(0),
+    )
 
 
 # -- one block -------------------------------------------------------------------
