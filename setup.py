@@ -27,19 +27,21 @@ DIRECTIVES = {
     "freethreading_compatible": True,
 }
 
-# Floating-point flags: reductions vectorise (-fassociative-math), while NaN
-# and inf keep their IEEE meaning (no -ffinite-math-only, so never plain
-# -ffast-math). No implicit contraction into FMAs and no reciprocals: GCC
-# makes those choices differently in a loop's vector body and its scalar
-# remainder, and which elements land in which depends on the alignment of
-# the arrays, so a result would change with where NumPy put the data. The
-# exp/log code (fl_math.h) writes its FMAs explicitly.
+# Floating-point flags: reductions vectorise (-fassociative-math) and
+# multiply-adds contract into FMAs, while NaN and inf keep their IEEE meaning
+# (no -ffinite-math-only, so never plain -ffast-math). GCC may round a loop's
+# vector body and its scalar remainder differently (contraction), so which
+# elements take which path must not depend on where NumPy put the arrays:
+# no peeling or versioning for alignment. Then a result depends only on the
+# data and the sizes, never on the addresses or the thread count.
 FP_FLAGS = [
     "-fno-math-errno",
     "-fno-signed-zeros",
     "-fno-trapping-math",
     "-fassociative-math",
-    "-ffp-contract=off",
+    "-ffp-contract=fast",
+    "--param=vect-max-peeling-for-alignment=0",
+    "--param=vect-max-version-for-alignment-checks=0",
 ]
 
 
@@ -54,7 +56,8 @@ def _compiles(flags, code="int main(void){return 0;}\n"):
 
 
 def _flags():
-    compile_args = ["-O3", "-fno-strict-aliasing"] + FP_FLAGS
+    # Only the flags this compiler knows (the --params are GCC's).
+    compile_args = ["-O3", "-fno-strict-aliasing"] + [f for f in FP_FLAGS if _compiles([f])]
     link_args = []
     if os.environ.get("FASTLOSS_BOUNDSCHECK"):
         DIRECTIVES.update(boundscheck=True, wraparound=False)

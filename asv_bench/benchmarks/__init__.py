@@ -1,0 +1,1 @@
+"""asv benchmarks of fastloss (see ../asv.conf.json and README.md)."""
