@@ -60,7 +60,8 @@ cdef inline void bce_point(floating x, floating t, floating pw, floating *l, flo
 
 
 cdef inline void sigmoid_focal_point(floating x, floating t, double alpha, double gamma,
-                                     floating *l, floating *g, floating *h) noexcept nogil:
+                                     bint square, floating *l, floating *g,
+                                     floating *h) noexcept nogil:
     """torchvision's focal loss alpha_t BCE(x, t) q^gamma, q = 1 - p_t, in log space.
 
     q = t s(-x) + (1-t) s(x) = (c e + 1 - c) / (1 + e) with c the target weight
@@ -70,6 +71,8 @@ cdef inline void sigmoid_focal_point(floating x, floating t, double alpha, doubl
       g = alpha_t F H,  H = d1 + gamma (1-2t) ce r,   d1 = (1-t) s(x) - t s(-x)
       h = alpha_t F (gamma (1-2t) r H + s2 + gamma (1-2t) (d1 r + ce r'))
       r' = r (s(-x) - s(x)) - (1-2t) r^2,  s2 = s(x) s(-x)
+    ``square`` (gamma = 2, the default) takes F = q q with q = den / (1 + e),
+    as accurate and a log and an exp cheaper.
     """
     cdef floating e, s2, sig, sig_neg
     cdef floating lp = sigmoid_parts(x, &e, &s2, &sig, &sig_neg)
@@ -81,8 +84,12 @@ cdef inline void sigmoid_focal_point(floating x, floating t, double alpha, doubl
     cdef floating den = fma(c, e, 1 - c)
     cdef floating big = sig if x >= 0 else sig_neg  # 1 / (1 + e)
     cdef floating r = e * big / den if den > 0 else big
-    cdef floating log_den = -ax if c == 1 else flog(den)
-    cdef floating f = fexp(<floating>gamma * (log_den - lp))
+    cdef floating q, f
+    if square:
+        q = den * big
+        f = q * q
+    else:
+        f = fexp(<floating>gamma * ((-ax if c == 1 else flog(den)) - lp))
     cdef floating a = <floating>alpha * t + (1 - <floating>alpha) * u if alpha >= 0 else 1
     cdef floating k = <floating>gamma * (1 - 2 * t)
     cdef floating hh = d1 + k * ce * r
@@ -144,8 +151,10 @@ cdef void point_loop(int kind, const floating *x, const floating *t, const float
             for k in range(n):
                 bce_point(x[k], t[k], aux[k], &lb[k], &gb[k], &hb[k])
     elif kind == SIGMOID_FOCAL:
+        # one call site, so that GCC inlines it; the loop-invariant branch on
+        # ``square`` is unswitched into two vector loops
         for k in range(n):
-            sigmoid_focal_point(x[k], t[k], p1, p2, &lb[k], &gb[k], &hb[k])
+            sigmoid_focal_point(x[k], t[k], p1, p2, p2 == 2, &lb[k], &gb[k], &hb[k])
     elif kind == HUBER:
         for k in range(n):
             huber_point(x[k], t[k], p1, p2, &lb[k], &gb[k], &hb[k])

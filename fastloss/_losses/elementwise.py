@@ -142,8 +142,13 @@ class SigmoidFocal(_Elementwise):
     Shape: input any shape; target the input's shape, in [0, 1].
     """
 
-    _kind = "SIGMOID_FOCAL"
     _options = ("alpha", "gamma")
+
+    @property
+    def _kind(self):
+        # gamma = 0 without alpha is BCE: run BCE's point function, so that
+        # the identity holds bit for bit, not only to the last ulp.
+        return "BCE" if self.gamma == 0 and self.alpha < 0 else "SIGMOID_FOCAL"
 
     def __init__(self, *, alpha=0.25, gamma=2.0, reduction="mean", backend=None):
         super().__init__(reduction=reduction, backend=backend)
