@@ -14,6 +14,7 @@ from ._backend import (
     set_num_threads,
     use_backend,
 )
+from ._losses.ctc import CTC, ctc_loss
 from ._losses.elementwise import (
     L1,
     MSE,
@@ -36,6 +37,7 @@ from ._version import __version__
 __all__ = [
     "BACKENDS",
     "BCEWithLogits",
+    "CTC",
     "CrossEntropy",
     "Huber",
     "L1",
@@ -47,6 +49,7 @@ __all__ = [
     "__version__",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "ctc_loss",
     "huber_loss",
     "l1_loss",
     "mse_loss",

@@ -24,9 +24,10 @@ Adding a loss
 -------------
 One entry in :data:`BENCHES`: the loss name -> a list of :class:`Case`, each
 with a ``build(size, dtype, threads)`` that returns a :class:`Built` holding
-the data, a factory of fastloss callables and a factory per peer. The
-softmax family shares :func:`softmax_case`; later families (elementwise,
-CTC, pairwise) add their own ``*_case`` helper next to it.
+the data, a factory of fastloss callables and a factory per peer. Each
+family shares one helper: :func:`softmax_case`, :func:`elementwise_case`,
+:func:`ctc_case` (``size = (T, N, C, S)``, see ``Case.dims``); a later family
+(pairwise) adds its own ``*_case`` helper next to them.
 """
 import argparse
 import gc
@@ -86,6 +87,7 @@ class Case:
     build: Callable                  # build(size, dtype) -> Built
     dtype: str = "float32"
     note: str = ""
+    dims: str = ""                   # e.g. "TxNxCxS": --size must then give exactly these
 
 
 def _fastloss_factory(func_name, options, data, make_out):
@@ -235,12 +237,7 @@ def softmax_case(func_name, options=None, **peers):
     def build(size, dtype):
         x, y = _softmax_data(size, dtype)
         data = {"x": x, "y": y, "args": (x, y)}
-        made = {}
-        for name, make in peers.items():
-            try:
-                made[name] = make(data, options)
-            except Skip as exc:
-                made[name] = _skipped(str(exc))
+        made = _make_peers(peers, data, options)
         return Built(data, _fastloss_factory(func_name, options, data, lambda: np.empty_like(x)), made)
     build.func_name = func_name
     return build
@@ -250,6 +247,17 @@ def _skipped(reason):
     def factory(threads):
         raise Skip(reason)
     return factory
+
+
+def _make_peers(peers, data, options):
+    """name -> factory for every peer; one that cannot run this case skips with its reason."""
+    made = {}
+    for name, make in peers.items():
+        try:
+            made[name] = make(data, options)
+        except Skip as exc:
+            made[name] = _skipped(str(exc))
+    return made
 
 
 _CE = softmax_case("cross_entropy", torch=_torch_cross_entropy, jax=_jax_cross_entropy,
@@ -354,6 +362,124 @@ _PINBALL = elementwise_case(
     jax=lambda jnp, optax, x, t: _pinball(jnp, x, t),
     sklearn=_sk("PinballLoss", quantile=0.9))
 
+# ---- the CTC family: logits (T, N, C), padded targets (N, S), lengths -------
+def _ctc_data(size, dtype, seed=0):
+    """Logits ``(T, N, C)`` (standard normal), targets ``(N, S)`` with labels in
+    ``[1, C)`` (blank 0; every entry is a valid label, those past the target
+    length are padding), input lengths all ``T``, target lengths uniform in
+    ``[S // 2, S]``."""
+    t, n, c, s = size
+    if c < 2 or s < 1:
+        raise ValueError(f"ctc_loss: size TxNxCxS needs C >= 2 and S >= 1, got {size}")
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype) in (np.dtype("float32"), np.dtype("float64")):
+        x = rng.standard_normal((t, n, c), dtype=np.dtype(dtype))   # the asv suite's data
+    else:
+        x = rng.standard_normal((t, n, c)).astype(dtype)
+    targets = rng.integers(1, c, (n, s), dtype=np.int64)
+    input_lengths = np.full(n, t, dtype=np.int64)
+    target_lengths = rng.integers(s // 2, s + 1, n, dtype=np.int64)
+    return x, targets, input_lengths, target_lengths
+
+
+def _fastloss_ctc_factory(data, options):
+    def factory(backend, out):
+        import fastloss
+        ctc = fastloss.CTC(**options, backend=backend)
+        args = data["args"]
+        if out:
+            x = data["x"]     # out= has the compute dtype: float32 stays, the rest is float64
+            buf = np.empty(x.shape, np.float32 if x.dtype == np.float32 else np.float64)
+
+            def call():
+                return ctc.loss_grad(*args, out=buf)[0]
+        else:
+            def call():
+                return ctc.loss_grad(*args)[0]
+        return call
+    return factory
+
+
+def _only_mean(options, peer):
+    """The CTC peers are benchmarked with PyTorch's "mean" and no other option."""
+    if options.get("reduction", "mean") != "mean" or set(options) - {"reduction"}:
+        raise Skip(f"options {options} not benchmarked for {peer}")
+
+
+def _torch_ctc(data, options):
+    _only_mean(options, "torch")
+
+    def factory(threads):
+        torch = _torch(threads)
+        import torch.nn.functional as F
+        x = _torch_leaf(torch, data["x"])            # raw logits (T, N, C)
+        targets = torch.from_numpy(data["targets"])
+        input_lengths = torch.from_numpy(data["input_lengths"])
+        target_lengths = torch.from_numpy(data["target_lengths"])
+
+        def call():
+            x.grad = None
+            loss = F.ctc_loss(F.log_softmax(x, -1), targets, input_lengths, target_lengths,
+                              blank=0, reduction="mean")
+            loss.backward()                          # through log_softmax to the logits
+            return loss.detach()
+        return call
+    return factory
+
+
+def _jax_ctc(data, options):
+    _only_mean(options, "optax")
+
+    def factory(threads):
+        import jax
+        import jax.numpy as jnp
+        import optax
+        x = data["x"]
+        if x.dtype == np.float64:
+            jax.config.update("jax_enable_x64", True)
+        t, n, _ = x.shape
+        s = data["targets"].shape[1]
+        # optax is batch-first: it gets its own layout, transposed once here, untimed
+        xb = jnp.asarray(np.ascontiguousarray(x.transpose(1, 0, 2)))
+        if xb.dtype != x.dtype:
+            raise Skip(f"JAX turned {x.dtype} into {xb.dtype}")
+        logit_pad = jnp.asarray((np.arange(t)[None, :] >= data["input_lengths"][:, None]).astype(x.dtype))
+        labels = jnp.asarray(data["targets"].astype(np.int32))
+        label_pad = jnp.asarray((np.arange(s)[None, :] >= data["target_lengths"][:, None]).astype(x.dtype))
+        lengths = jnp.asarray(np.maximum(data["target_lengths"], 1).astype(x.dtype))
+
+        def loss(logits):
+            # optax applies log_softmax itself; torch's "mean": per-sequence loss / target length, averaged
+            per_seq = optax.ctc_loss(logits, logit_pad, labels, label_pad, blank_id=0)
+            return (per_seq / lengths).mean()
+        f = jax.jit(jax.value_and_grad(loss))
+
+        def call():
+            value, grad = f(xb)
+            grad.block_until_ready()
+            return value
+        return call
+    return factory
+
+
+def ctc_case(func_name="ctc_loss", options=None, **peers):
+    """A ``build(size, dtype)`` for CTC: ``size = (T, N, C, S)``; fastloss runs
+    ``CTC(**options, backend=b).loss_grad(logits, targets, input_lengths,
+    target_lengths[, out=g])``, raw logits with the log-softmax fused."""
+    options = {"reduction": "mean", **(options or {})}
+
+    def build(size, dtype):
+        x, targets, input_lengths, target_lengths = _ctc_data(size, dtype)
+        data = {"x": x, "targets": targets, "input_lengths": input_lengths,
+                "target_lengths": target_lengths, "args": (x, targets, input_lengths, target_lengths)}
+        made = _make_peers(peers, data, options)
+        return Built(data, _fastloss_ctc_factory(data, options), made)
+    build.func_name = func_name
+    return build
+
+
+_CTC = ctc_case(torch=_torch_ctc, jax=_jax_ctc)
+
 #: loss name -> cases. Later losses add one entry each.
 BENCHES = {
     "cross_entropy": [
@@ -369,6 +495,12 @@ BENCHES = {
     "mse_loss": [Case((1 << 23,), (1 << 21,), _MSE, note="8M")],
     "l1_loss": [Case((1 << 23,), (1 << 21,), _L1, note="8M")],
     "pinball_loss": [Case((1 << 23,), (1 << 21,), _PINBALL, note="8M")],
+    "ctc_loss": [
+        Case((200, 32, 40, 50), (100, 8, 20, 20), _CTC, dims="TxNxCxS",
+             note="T x N x C x S, log-softmax fused"),
+        Case((1000, 8, 60, 200), (250, 4, 30, 50), _CTC, dims="TxNxCxS",
+             note="T x N x C x S, log-softmax fused"),
+    ],
 }
 
 
@@ -413,7 +545,12 @@ def _selected_cases(args):
     for name in names:
         cases = BENCHES[name]
         if sizes:
-            cases = [Case(s, s, cases[0].build, cases[0].dtype) for s in sizes]
+            dims = cases[0].dims
+            bad = [s for s in sizes if dims and len(s) != len(dims.split("x"))]
+            if bad:
+                raise SystemExit(f"fastloss bench: --size: {name} takes sizes {dims}, e.g. "
+                                 f"{'x'.join(map(str, cases[0].size))}; got {'x'.join(map(str, bad[0]))}")
+            cases = [Case(s, s, cases[0].build, cases[0].dtype, dims=dims) for s in sizes]
         for case in cases:
             for dtype in dtypes or [case.dtype]:
                 out.append((name, case.quick if args.quick else case.size, dtype, case))
@@ -641,7 +778,8 @@ def _report(results, file=sys.stdout):
             vals = rec["values"]
             ref = next((vals[k] for k in rec["kind"] if rec["kind"][k] == "fastloss"), None)
             if ref is not None:
-                tol = 1e-3 if rec["dtype"] == "float32" else 1e-8
+                # peers compute low-precision inputs in their own dtype; fastloss in float32/64
+                tol = 1e-3 if rec["dtype"] in ("float32", "float16", "bfloat16") else 1e-8
                 for name, v in vals.items():
                     if not abs(v - ref) <= tol * max(abs(ref), 1e-12):
                         notes.append(f"WARNING: {rec['label']}: {name} loss {v:.9g} differs from "

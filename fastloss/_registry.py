@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._losses import elementwise, softmax
+from ._losses import ctc, elementwise, softmax
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,17 @@ def _regression(rng, shape, dtype):
 def _quantile(rng, shape, dtype):
     x = rng.standard_normal(shape).astype(dtype)
     return x, rng.standard_normal(shape[:1])
+
+
+def _sequences(rng, shape, dtype):
+    """Logits (T, N, C) and (targets (N, S) padded, input_lengths, target_lengths)."""
+    n_frames, n, n_classes = shape
+    x = rng.standard_normal(shape).astype(dtype)
+    s = max(1, n_frames // 3)
+    targets = rng.integers(1, n_classes, size=(n, s))  # blank = 0
+    input_lengths = rng.integers(n_frames // 2 + 1, n_frames + 1, size=n)
+    target_lengths = rng.integers(0, s + 1, size=n)
+    return x, (targets, input_lengths, target_lengths)
 
 
 REGISTRY = {
@@ -81,6 +92,12 @@ REGISTRY = {
         LossSpec(
             "pinball_loss", elementwise.Pinball, elementwise.pinball_loss, "elementwise",
             _quantile, options=({}, {"quantile": 0.9}), shapes=((7,), (6, 1)),
+        ),
+        # The target is a tuple: loss(input, *target).
+        LossSpec(
+            "ctc_loss", ctc.CTC, ctc.ctc_loss, "ctc", _sequences, has_hess=False,
+            options=({}, {"zero_infinity": True}, {"log_probs": True}),
+            shapes=((12, 3, 5), (7, 2, 4)),
         ),
     ]
 }

@@ -73,11 +73,13 @@ def _first(mask):
     return tuple(int(i) for i in np.unravel_index(np.argmax(mask), mask.shape))
 
 
-def labels(target, batch_shape, n_classes, ignore_index=None, name="target"):
+def labels(target, batch_shape, n_classes, ignore_index=None, name="target", where=None):
     """Integer class labels of the batch shape, every one in [0, C) or ignored.
 
     Float labels are accepted when they hold integers. The message of a bad
-    label gives its first position and value.
+    label gives its first position and value; ``where`` (one row of indices
+    per label) maps a position in ``target`` to the one the user passed, for
+    labels gathered from a larger array.
     """
     target = _real_array(target, name)
     if target.shape != tuple(batch_shape):
@@ -87,19 +89,24 @@ def labels(target, batch_shape, n_classes, ignore_index=None, name="target"):
         )
     ignored = "" if ignore_index is None else f" and is not ignore_index={ignore_index}"
 
-    def bad_label(mask):
+    def position(mask):
         pos = _first(mask)
+        return pos, pos if where is None else tuple(int(i) for i in where[pos])
+
+    def bad_label(mask):
+        pos, user_pos = position(mask)
         value = target[pos].item()
         return ValueError(
-            f"{name}: label {value!r} at index {pos} is outside [0, {n_classes}){ignored}"
+            f"{name}: label {value!r} at index {user_pos} is outside [0, {n_classes}){ignored}"
         )
 
     if target.dtype.kind == "f":
         fractional = ~np.isfinite(target) | (target != np.floor(target))
         if fractional.any():
-            pos = _first(fractional)
+            pos, user_pos = position(fractional)
             raise ValueError(
-                f"{name}: class labels must be integers, got {target[pos].item()!r} at index {pos}"
+                f"{name}: class labels must be integers, got {target[pos].item()!r} "
+                f"at index {user_pos}"
             )
         # Compare as floats, before a cast to int64 could wrap.
         out_of_range = (target < 0) | (target >= n_classes)
@@ -121,6 +128,25 @@ def labels(target, batch_shape, n_classes, ignore_index=None, name="target"):
     if bad.any():
         raise bad_label(bad)
     return out
+
+
+def lengths(a, name, n, high=None):
+    """Sequence lengths: ``(n,)`` integers in [0, high], returned as int64."""
+    a = _real_array(a, name)
+    if a.shape != (n,):
+        raise ValueError(f"{name}: expected shape ({n},) (one length per sequence), got {a.shape}")
+    if a.dtype.kind == "f":
+        fractional = ~np.isfinite(a) | (a != np.floor(a))
+        if fractional.any():
+            pos = _first(fractional)
+            raise ValueError(f"{name}: lengths must be integers, got {a[pos].item()!r} at index {pos}")
+    # Compare in the given dtype, before a cast to int64 could wrap.
+    bad = a < 0 if high is None else (a < 0) | (a > high)
+    if bad.any():
+        pos = _first(bad)
+        bound = "be >= 0" if high is None else f"be in [0, {high}]"
+        raise ValueError(f"{name}: length {a[pos].item()!r} at index {pos} must {bound}")
+    return np.ascontiguousarray(a, dtype=np.int64)
 
 
 def sample_weight(sw, batch_shape, dtype, name="sample_weight"):

@@ -81,6 +81,82 @@ def ref_softmax_focal(x, y, gamma=2.0):
     return loss, grad
 
 
+# ---- CTC ------------------------------------------------------------------
+#: (T, N, C, S): logits (T, N, C), padded targets (N, S); as in `python -m fastloss bench`
+CTC_SHAPES = [(200, 32, 40, 50), (1000, 8, 60, 200)]
+
+
+@functools.lru_cache(maxsize=2)
+def ctc_data(shape, dtype, seed=0):
+    """Logits ``(T, N, C)`` (standard normal), int64 targets ``(N, S)`` with labels
+    in ``[1, C)`` (blank 0), input lengths all ``T``, target lengths uniform in
+    ``[S // 2, S]``; read-only."""
+    t, n, c, s = shape
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((t, n, c), dtype=np.dtype(dtype))
+    targets = rng.integers(1, c, (n, s), dtype=np.int64)
+    input_lengths = np.full(n, t, dtype=np.int64)
+    target_lengths = rng.integers(s // 2, s + 1, n, dtype=np.int64)
+    for a in (x, targets, input_lengths, target_lengths):
+        a.flags.writeable = False
+    return x, targets, input_lengths, target_lengths
+
+
+def _logsumexp(a, axis):
+    m = np.max(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))
+
+
+def ref_ctc(x, targets, input_lengths, target_lengths, blank=0):
+    """Per-sequence CTC loss on raw logits ``(T, N, C)`` (log-softmax included)
+    and the gradient of their sum, float64, by the log-space forward-backward
+    recursion (loops over time, vectorised over the extended label)."""
+    logp = _log_softmax(x)
+    grad = np.zeros_like(logp)
+    loss = np.zeros(logp.shape[1])
+    for i in range(logp.shape[1]):
+        t_i, l_i = int(input_lengths[i]), int(target_lengths[i])
+        lab = np.full(2 * l_i + 1, blank, dtype=np.int64)
+        lab[1::2] = targets[i, :l_i]
+        m = len(lab)
+        skip = np.zeros(m, dtype=bool)           # s-2 -> s allowed
+        skip[2:] = (lab[2:] != blank) & (lab[2:] != lab[:-2])
+        lp = logp[:t_i, i, :][:, lab]            # (T_i, 2L+1) emissions
+        alpha = np.full((t_i, m), -np.inf)
+        beta = np.full((t_i, m), -np.inf)
+        if t_i == 0:
+            loss[i] = 0.0 if l_i == 0 else np.inf
+            continue
+        alpha[0, :min(2, m)] = lp[0, :min(2, m)]
+        for t in range(1, t_i):
+            a = alpha[t - 1]
+            stack = np.full((3, m), -np.inf)
+            stack[0] = a
+            stack[1, 1:] = a[:-1]
+            stack[2, 2:] = np.where(skip[2:], a[:-2], -np.inf)
+            alpha[t] = _logsumexp(stack, 0) + lp[t]
+        beta[-1, max(m - 2, 0):] = lp[-1, max(m - 2, 0):]
+        for t in range(t_i - 2, -1, -1):
+            b = beta[t + 1]
+            stack = np.full((3, m), -np.inf)
+            stack[0] = b
+            stack[1, :-1] = b[1:]
+            stack[2, :-2] = np.where(skip[2:], b[2:], -np.inf)
+            beta[t] = _logsumexp(stack, 0) + lp[t]
+        ll = _logsumexp(alpha[-1, max(m - 2, 0):], 0)
+        loss[i] = -ll
+        if not np.isfinite(ll):
+            continue                             # impossible alignment: grad 0
+        occ = np.exp(alpha + beta - lp - ll)     # (T_i, 2L+1) occupancy
+        g = np.exp(logp[:t_i, i, :])
+        for s_ in range(m):
+            g[:, lab[s_]] -= occ[:, s_]
+        grad[:t_i, i, :] = g
+    return loss, grad
+
+
 def max_abs_error(got, ref):
     """Largest absolute difference over (loss, grad) pairs."""
     return float(max(np.max(np.abs(np.asarray(g, np.float64) - r)) for g, r in zip(got, ref)))
