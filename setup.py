@@ -42,6 +42,10 @@ FP_FLAGS = [
     "-ffp-contract=fast",
     "--param=vect-max-peeling-for-alignment=0",
     "--param=vect-max-version-for-alignment-checks=0",
+    # The point functions are called from several specialised loops; GCC's
+    # default budget would stop inlining them, and a call in a loop does
+    # not vectorise.
+    "--param=max-inline-insns-single=1000",
 ]
 
 

@@ -666,6 +666,7 @@ def _bad_calls():
         ("targets-float-fraction", dict(targets=targets + 0.5), "targets"),
         ("input-length-negative", dict(input_lengths=np.array([6, -1, 2])), "input_lengths"),
         ("input-length-over-T", dict(input_lengths=np.array([6, 7, 2])), "input_lengths"),
+        ("input-length-fraction", dict(input_lengths=np.array([6, 4.5, 2])), "input_lengths"),
         ("input-lengths-too-many", dict(input_lengths=np.array([6, 5, 2, 2])), "input_lengths"),
         ("input-lengths-2d", dict(input_lengths=il[None]), "input_lengths"),
         ("target-length-negative", dict(target_lengths=np.array([2, -3, 1])),
@@ -712,6 +713,12 @@ def test_validation(backend, dtype, case):
     with pytest.raises(ValueError, match=match):
         fastloss.CTC(**opts, backend=backend).loss_grad(*call, **args, out=out)
     assert np.all(out == 7.5)
+
+
+def test_complex_input_is_a_type_error(backend):
+    x, targets, il, tl = _valid()
+    with pytest.raises(TypeError, match="input"):
+        fastloss.ctc_loss(x.astype(np.complex128), targets, il, tl, backend=backend)
 
 
 def test_bad_label_message_gives_position_and_value(backend):
@@ -856,19 +863,24 @@ def test_registry_row(rng):
 
 # --------------------------------------------------------------------------- engine invariants
 def test_results_do_not_depend_on_the_number_of_threads(backend, dtype, rng, monkeypatch):
+    # Small inputs run on one thread whatever is asked; make two really run, on sequences
+    # long enough for the threads to overlap (a workspace shared by mistake shows).
     monkeypatch.setattr(fastloss._backend, "MIN_WORK_PER_THREAD", 1)
-    x, targets, il, tl, _ = make_case(rng, 40, 17, 8, max_target=10, impossible=(5,))
+    x, targets, il, tl, _ = make_case(rng, 200, 17, 8, max_target=60, impossible=(5,))
     x = x.astype(dtype)
     sw = rng.uniform(0.5, 2, size=17)
     for reduction in REDUCTIONS:
         for weights in (None, sw):
-            for opts in ({}, {"zero_infinity": True, "log_probs": True, "blank": 0}):
+            for opts in ({}, {"zero_infinity": True, "log_probs": True, "blank": 0},
+                         {"batch_first": True, "blank": 7}):
+                xx = np.ascontiguousarray(np.swapaxes(x, 0, 1)) if opts.get("batch_first") else x
+                tt = np.where(targets == 7, 0, targets) if opts.get("blank") == 7 else targets
                 runs = []
                 for n in (1, 2):
                     with fastloss.num_threads(n):
                         ctc = fastloss.CTC(**opts, reduction=reduction, backend=backend)
-                        runs.append((*ctc.loss_grad(x, targets, il, tl, sample_weight=weights),
-                                     ctc.loss(x, targets, il, tl, sample_weight=weights)))
+                        runs.append((*ctc.loss_grad(xx, tt, il, tl, sample_weight=weights),
+                                     ctc.loss(xx, tt, il, tl, sample_weight=weights)))
                 for u, v in zip(*runs):
                     assert np.asarray(u).dtype == np.asarray(v).dtype
                     assert_array_equal(u, v)

@@ -93,8 +93,9 @@ cdef inline double lse3(double a, double b, double c, floating precision) noexce
     cdef double mid = hi if hi < c else c
     cdef double bot = lo if lo < mid else mid
     mid = lo if lo > mid else mid
+    cdef floating one = 1  # a bare 1 is the double 1.0: the log would run in double
     hi = top if top > -INFINITY else 0
-    return top + flog(1 + fexp(<floating>(mid - hi)) + fexp(<floating>(bot - hi)))
+    return top + flog(one + fexp(<floating>(mid - hi)) + fexp(<floating>(bot - hi)))
 
 
 cdef double log_space(const floating *x, floating *g, Py_ssize_t fs, Py_ssize_t C,
@@ -117,7 +118,7 @@ cdef double log_space(const floating *x, floating *g, Py_ssize_t fs, Py_ssize_t 
     cdef double *prev
     cdef double *tmp
     cdef double log_p, mx, v
-    cdef floating z, p = 0
+    cdef floating z, p = 0, one = 1
     for t in range(T):
         if log_frame(x + t * fs, C, log_probs, y):
             return NAN
@@ -179,7 +180,7 @@ cdef double log_space(const floating *x, floating *g, Py_ssize_t fs, Py_ssize_t 
         # the blank states (even s) summed apart: scattered one by one they
         # would chain every other store on y[blank]
         hi = hi if hi < S else S
-        z = 1 / z
+        z = one / z
         v = 0
         for s in range(lo, hi, 2):
             v += gam[s]

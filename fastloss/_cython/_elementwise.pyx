@@ -12,14 +12,15 @@ Why they are built this way:
   the gradient and Hessian, and writes the losses ("none") or the block's
   partial sum in double. Partials are added by the caller in a fixed order:
   results do not depend on the number of threads.
+- Constants are typed (``one``, ``zero``...): Cython writes a bare ``1`` as
+  the double ``1.0``, which would silently compute float32 expressions in
+  double (a double division costs twice a float one, per lane).
 - Everything optional arrives as an empty array (no multiplier, no grad, no
   hess); a per-element operand (pos_weight, quantile) of length 1 is a scalar.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport fma
-
-from ._math cimport fexp, flog, flog1p
+from ._math cimport fexp, ffma, flog, flog1p
 
 cpdef enum:
     BCE
@@ -37,9 +38,9 @@ cdef enum:
 cdef inline floating sigmoid_parts(floating x, floating *e, floating *s2, floating *sig,
                                    floating *sig_neg) noexcept nogil:
     """e = exp(-|x|), s2 = s(x) s(-x), s(x), s(-x); returns log1p(e). Exact in both tails."""
-    cdef floating inv
+    cdef floating inv, one = 1
     e[0] = fexp(-x if x >= 0 else x)
-    inv = 1 / (1 + e[0])
+    inv = one / (one + e[0])
     s2[0] = e[0] * inv * inv
     sig[0] = inv if x >= 0 else e[0] * inv
     sig_neg[0] = e[0] * inv if x >= 0 else inv
@@ -49,14 +50,14 @@ cdef inline floating sigmoid_parts(floating x, floating *e, floating *s2, floati
 cdef inline void bce_point(floating x, floating t, floating pw, floating *l, floating *g,
                            floating *h) noexcept nogil:
     """l = pw t softplus(-x) + (1-t) softplus(x); g = (1-t) s(x) - pw t s(-x); h = (1-t+pw t) s(x) s(-x)."""
-    cdef floating e, s2, sig, sig_neg
+    cdef floating e, s2, sig, sig_neg, zero = 0, one = 1
     cdef floating lp = sigmoid_parts(x, &e, &s2, &sig, &sig_neg)
-    cdef floating sp = (x if x > 0 else 0) + lp  # softplus(x)
-    cdef floating sp_neg = (-x if x < 0 else 0) + lp  # softplus(-x)
-    cdef floating u = 1 - t
+    cdef floating sp = (x if x > zero else zero) + lp  # softplus(x)
+    cdef floating sp_neg = (-x if x < zero else zero) + lp  # softplus(-x)
+    cdef floating u = one - t
     l[0] = pw * t * sp_neg + u * sp
     g[0] = u * sig - pw * t * sig_neg
-    h[0] = s2 + (pw - 1) * t * s2  # exactly s2 for pw = 1, as the focal loss at gamma = 0
+    h[0] = s2 + (pw - one) * t * s2  # exactly s2 for pw = 1, as the focal loss at gamma = 0
 
 
 cdef inline void sigmoid_focal_point(floating x, floating t, double alpha, double gamma,
@@ -74,14 +75,14 @@ cdef inline void sigmoid_focal_point(floating x, floating t, double alpha, doubl
     ``square`` (gamma = 2, the default) takes F = q q with q = den / (1 + e),
     as accurate and a log and an exp cheaper.
     """
-    cdef floating e, s2, sig, sig_neg
+    cdef floating e, s2, sig, sig_neg, zero = 0, one = 1, two = 2
     cdef floating lp = sigmoid_parts(x, &e, &s2, &sig, &sig_neg)
-    cdef floating ax = x if x >= 0 else -x
-    cdef floating u = 1 - t
-    cdef floating ce = t * ((-x if x < 0 else 0) + lp) + u * ((x if x > 0 else 0) + lp)
+    cdef floating ax = x if x >= zero else -x
+    cdef floating u = one - t
+    cdef floating ce = t * ((-x if x < zero else zero) + lp) + u * ((x if x > zero else zero) + lp)
     cdef floating d1 = u * sig - t * sig_neg
-    cdef floating c = t if x >= 0 else u
-    cdef floating den = fma(c, e, 1 - c)
+    cdef floating c = t if x >= zero else u
+    cdef floating den = ffma(c, e, one - c)
     cdef floating big = sig if x >= 0 else sig_neg  # 1 / (1 + e)
     cdef floating r = e * big / den if den > 0 else big
     cdef floating q, f
@@ -89,11 +90,11 @@ cdef inline void sigmoid_focal_point(floating x, floating t, double alpha, doubl
         q = den * big
         f = q * q
     else:
-        f = fexp(<floating>gamma * ((-ax if c == 1 else flog(den)) - lp))
-    cdef floating a = <floating>alpha * t + (1 - <floating>alpha) * u if alpha >= 0 else 1
-    cdef floating k = <floating>gamma * (1 - 2 * t)
+        f = fexp(<floating>gamma * ((-ax if c == one else flog(den)) - lp))
+    cdef floating a = <floating>alpha * t + (one - <floating>alpha) * u if alpha >= 0 else one
+    cdef floating k = <floating>gamma * (one - two * t)
     cdef floating hh = d1 + k * ce * r
-    cdef floating dr = r * (sig_neg - sig) - (1 - 2 * t) * r * r
+    cdef floating dr = r * (sig_neg - sig) - (one - two * t) * r * r
     cdef floating af = a * f
     l[0] = af * ce
     g[0] = af * hh
@@ -103,38 +104,38 @@ cdef inline void sigmoid_focal_point(floating x, floating t, double alpha, doubl
 cdef inline void huber_point(floating x, floating t, double delta, double factor,
                              floating *l, floating *g, floating *h) noexcept nogil:
     """d = x - t: 0.5 d^2 inside |d| < delta, delta (|d| - delta/2) outside; times factor."""
-    cdef floating d = x - t
-    cdef floating ad = d if d >= 0 else -d
+    cdef floating d = x - t, zero = 0, half = 0.5
+    cdef floating ad = d if d >= zero else -d
     cdef floating dl = <floating>delta, f = <floating>factor
     cdef bint outside = ad >= dl  # false for NaN, which then flows through d
-    l[0] = f * (dl * (ad - <floating>0.5 * dl) if outside else <floating>0.5 * d * d)
+    l[0] = f * (dl * (ad - half * dl) if outside else half * d * d)
     g[0] = f * (dl if d >= dl else (-dl if d <= -dl else d))
-    h[0] = 0 if outside else f
+    h[0] = zero if outside else f
 
 
 cdef inline void mse_point(floating x, floating t, floating *l, floating *g,
                            floating *h) noexcept nogil:
-    cdef floating d = x - t
+    cdef floating d = x - t, two = 2
     l[0] = d * d
     g[0] = d + d
-    h[0] = 2
+    h[0] = two
 
 
 cdef inline void l1_point(floating x, floating t, floating *l, floating *g,
                           floating *h) noexcept nogil:
-    cdef floating d = x - t
-    l[0] = d if d >= 0 else -d
-    g[0] = 1 if d > 0 else (-1 if d < 0 else 0)
-    h[0] = 0
+    cdef floating d = x - t, zero = 0, one = 1
+    l[0] = d if d >= zero else -d
+    g[0] = one if d > zero else (-one if d < zero else zero)
+    h[0] = zero
 
 
 cdef inline void pinball_point(floating x, floating t, floating q, floating *l, floating *g,
                                floating *h) noexcept nogil:
     """max(q (t - x), (q - 1)(t - x)); gradient -q below t, 1 - q from t up (NaN for NaN)."""
-    cdef floating d = t - x
-    l[0] = q * d if x < t else (q - 1) * d
-    g[0] = -q if x < t else (1 - q if x >= t else d)
-    h[0] = 0
+    cdef floating d = t - x, zero = 0, one = 1
+    l[0] = q * d if x < t else (q - one) * d
+    g[0] = -q if x < t else (one - q if x >= t else d)
+    h[0] = zero
 
 
 # -- one block -------------------------------------------------------------------
@@ -151,10 +152,12 @@ cdef void point_loop(int kind, const floating *x, const floating *t, const float
             for k in range(n):
                 bce_point(x[k], t[k], aux[k], &lb[k], &gb[k], &hb[k])
     elif kind == SIGMOID_FOCAL:
-        # one call site, so that GCC inlines it; the loop-invariant branch on
-        # ``square`` is unswitched into two vector loops
-        for k in range(n):
-            sigmoid_focal_point(x[k], t[k], p1, p2, p2 == 2, &lb[k], &gb[k], &hb[k])
+        if p2 == 2:
+            for k in range(n):
+                sigmoid_focal_point(x[k], t[k], p1, 2, 1, &lb[k], &gb[k], &hb[k])
+        else:
+            for k in range(n):
+                sigmoid_focal_point(x[k], t[k], p1, p2, 0, &lb[k], &gb[k], &hb[k])
     elif kind == HUBER:
         for k in range(n):
             huber_point(x[k], t[k], p1, p2, &lb[k], &gb[k], &hb[k])

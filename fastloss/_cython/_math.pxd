@@ -1,4 +1,4 @@
-# Point functions exp, log, log1p for the Cython kernels, dtype-generic.
+# Point functions exp, log, log1p (and fma) for the Cython kernels, dtype-generic.
 #
 #     from fastloss._cython._math cimport fexp, flog, flog1p
 #
@@ -10,6 +10,7 @@
 # inf, exp underflow -> denormals then 0; log(0) = -inf, log(x < 0) = NaN,
 # log(+inf) = inf; log1p(-1) = -inf, log1p(x < -1) = NaN.
 from cython cimport floating
+from libc.math cimport fma, fmaf
 
 cdef extern from "fl_math.h" nogil:
     float fl_expf(float x)
@@ -39,3 +40,11 @@ cdef inline floating flog1p(floating x) noexcept nogil:
         return fl_log1pf(x)
     else:
         return fl_log1p(x)
+
+
+cdef inline floating ffma(floating a, floating b, floating c) noexcept nogil:
+    """a * b + c with one rounding, in the precision of floating (libc's fma is double)."""
+    if floating is float:
+        return fmaf(a, b, c)
+    else:
+        return fma(a, b, c)
