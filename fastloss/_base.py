@@ -65,11 +65,11 @@ class Loss:
         return self.loss_grad(input, target, sample_weight=sample_weight, out=out)
 
     # -- the shared flow -------------------------------------------------------
-    def _run(self, input, target, sample_weight, *, grad, hess, out=None):
+    def _run(self, input, target, sample_weight, *, grad, hess=False, out=None):
         batch = self._prepare(input, target, sample_weight)
         x = batch.x
         # Every check (out= included) happens before the kernel writes anything.
-        g = _validation.out_buffer(out, batch.input_shape, x.dtype) if grad else None
+        g = self._grad_buffers(out, batch) if grad else None
         h = np.empty(batch.input_shape, dtype=x.dtype) if hess else None
         denominator = batch.denominator if self.reduction == "mean" else 1.0
         scale = 1.0 / denominator if denominator != 0 else 0.0
@@ -79,12 +79,25 @@ class Loss:
             kernels,
             batch,
             scale,
-            _absent(x) if g is None else g.reshape(x.shape),
+            self._kernel_grads(g, batch),
             _absent(x) if h is None else h.reshape(x.shape),
             rows,
-            _backend.threads_for(x.size),
+            _backend.threads_for(self._work(batch)),
         )
         return self._reduce(rows, batch, denominator), g, h
+
+    # -- what a loss with several inputs overrides (see _losses/pairwise.py) ---------
+    def _grad_buffers(self, out, batch):
+        """The gradient buffer: ``out`` checked, or a fresh array."""
+        return _validation.out_buffer(out, batch.input_shape, batch.x.dtype)
+
+    def _kernel_grads(self, g, batch):
+        """What the kernel writes the gradient into (no columns when none is asked)."""
+        return _absent(batch.x) if g is None else g.reshape(batch.x.shape)
+
+    def _work(self, batch):
+        """Elements the kernel touches, which decides how many threads pay off."""
+        return batch.x.size
 
     def _reduce(self, rows, batch, denominator):
         dtype = batch.x.dtype.type

@@ -26,8 +26,8 @@ One entry in :data:`BENCHES`: the loss name -> a list of :class:`Case`, each
 with a ``build(size, dtype, threads)`` that returns a :class:`Built` holding
 the data, a factory of fastloss callables and a factory per peer. Each
 family shares one helper: :func:`softmax_case`, :func:`elementwise_case`,
-:func:`ctc_case` (``size = (T, N, C, S)``, see ``Case.dims``); a later family
-(pairwise) adds its own ``*_case`` helper next to them.
+:func:`ctc_case` (``size = (T, N, C, S)``, see ``Case.dims``),
+:func:`pairwise_case` (``(N, D)``; ``out=`` a tuple of buffers).
 """
 import argparse
 import gc
@@ -480,6 +480,115 @@ def ctc_case(func_name="ctc_loss", options=None, **peers):
 
 _CTC = ctc_case(torch=_torch_ctc, jax=_jax_ctc)
 
+# ---- the pairwise family: several inputs, a tuple of gradients -----------------
+def _pairwise_data(func_name, size, dtype, seed=0):
+    """The positional arguments of a pairwise loss and how many get a gradient:
+    (N, D) embeddings (an anchor, a positive and a negative near it: about half of
+    the triplets have an active hinge) or, for margin ranking, (N,) scores; targets
+    in {0, 1} (contrastive) or {-1, 1} (margin ranking)."""
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    if func_name == "margin_ranking_loss":
+        (n,) = size
+        x1 = rng.standard_normal(n).astype(dt)
+        x2 = rng.standard_normal(n).astype(dt)
+        return (x1, x2, np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(dt)), 2
+    a = rng.standard_normal(size).astype(dt)
+    p = (a + rng.standard_normal(size)).astype(dt)
+    if func_name == "triplet_margin_loss":
+        return (a, p, (a + rng.standard_normal(size)).astype(dt)), 3
+    return (a, p, (rng.random(size[0]) < 0.5).astype(dt)), 2
+
+
+def _torch_pairwise(data, options):
+    name, margin = data["func_name"], options.get("margin")
+
+    def loss_of(F, *xs):
+        if name == "triplet_margin_loss":
+            return F.triplet_margin_loss(*xs, **options)
+        if name == "margin_ranking_loss":
+            return F.margin_ranking_loss(*xs, **options)
+        x1, x2, y = xs           # contrastive: torch has none; written with torch ops
+        d = (x1 - x2).norm(dim=-1)
+        m = 1.0 if margin is None else margin
+        return (0.5 * y * d * d + 0.5 * (1 - y) * (m - d).clamp_min(0) ** 2).mean()
+
+    def factory(threads):
+        torch = _torch(threads)
+        import torch.nn.functional as F
+        args, k = data["args"], data["n_grads"]
+        leaves = [_torch_leaf(torch, x) for x in args[:k]]
+        rest = [torch.from_numpy(x) for x in args[k:]]
+
+        def call():
+            for t in leaves:
+                t.grad = None    # what optimizer.zero_grad() does
+            loss = loss_of(F, *leaves, *rest)
+            loss.backward()
+            return loss.detach()
+        return call
+    return factory
+
+
+def _jax_pairwise(data, options):
+    name, margin = data["func_name"], options.get("margin")
+    if options.get("swap") or options.get("p", 2.0) != 2.0:
+        raise Skip(f"options {options} not benchmarked for optax")
+
+    def factory(threads):
+        import jax
+        import jax.numpy as jnp
+        import optax
+        args, k = data["args"], data["n_grads"]
+        if args[0].dtype == np.float64:
+            jax.config.update("jax_enable_x64", True)   # JAX computes in float32 otherwise
+        xs = [jnp.asarray(x) for x in args]
+        if xs[0].dtype != args[0].dtype:
+            raise Skip(f"JAX turned {args[0].dtype} into {xs[0].dtype}")
+
+        def loss_of(*v):
+            if name == "triplet_margin_loss":
+                losses = getattr(optax, "losses", optax)
+                return losses.triplet_margin_loss(*v, margin=1.0 if margin is None else margin).mean()
+            x1, x2, y = v
+            if name == "margin_ranking_loss":
+                return jnp.maximum(0.0, -y * (x1 - x2) + (margin or 0.0)).mean()
+            d = jnp.sqrt(jnp.sum((x1 - x2) ** 2, axis=-1))
+            m = 1.0 if margin is None else margin
+            return (0.5 * y * d * d + 0.5 * (1 - y) * jnp.maximum(m - d, 0.0) ** 2).mean()
+
+        f = jax.jit(jax.value_and_grad(loss_of, argnums=tuple(range(k))))
+
+        def call():
+            value, grads = f(*xs)
+            for g in grads:
+                g.block_until_ready()
+            return value
+        return call
+    return factory
+
+
+def pairwise_case(func_name, options=None, **peers):
+    """A ``build(size, dtype)`` for a pairwise loss: ``size`` is (N, D), or (N,) for
+    margin ranking; fastloss's ``out=`` is a tuple of gradient buffers."""
+    options = dict(options or {})
+
+    def build(size, dtype):
+        args, k = _pairwise_data(func_name, size, dtype)
+        data = {"func_name": func_name, "args": args, "n_grads": k}
+        made = _make_peers(peers, data, options)
+        return Built(data, _fastloss_factory(func_name, options, data,
+                                             lambda: tuple(np.empty_like(x) for x in args[:k])),
+                     made)
+    build.func_name = func_name
+    return build
+
+
+_TRIPLET = pairwise_case("triplet_margin_loss", torch=_torch_pairwise, jax=_jax_pairwise)
+_CONTRASTIVE = pairwise_case("contrastive_loss", torch=_torch_pairwise, jax=_jax_pairwise)
+_RANKING = pairwise_case("margin_ranking_loss", {"margin": 0.1}, torch=_torch_pairwise,
+                         jax=_jax_pairwise)
+
 #: loss name -> cases. Later losses add one entry each.
 BENCHES = {
     "cross_entropy": [
@@ -501,6 +610,11 @@ BENCHES = {
         Case((1000, 8, 60, 200), (250, 4, 30, 50), _CTC, dims="TxNxCxS",
              note="T x N x C x S, log-softmax fused"),
     ],
+    "triplet_margin_loss": [Case((65536, 128), (65536, 128), _TRIPLET, dims="NxD",
+                                 note="N x D embeddings")],
+    "contrastive_loss": [Case((65536, 128), (16384, 128), _CONTRASTIVE, dims="NxD",
+                              note="N x D embeddings")],
+    "margin_ranking_loss": [Case((1 << 22,), (1 << 20,), _RANKING, note="4M")],
 }
 
 

@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._losses import ctc, elementwise, softmax
+from ._losses import ctc, elementwise, pairwise, softmax
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,27 @@ def _sequences(rng, shape, dtype):
     return x, (targets, input_lengths, target_lengths)
 
 
+def _triplets(rng, shape, dtype):
+    """Anchor (N, D) and (positive, negative) near it: loss(anchor, *target)."""
+    a = rng.standard_normal(shape).astype(dtype)
+    p = (a + 0.5 * rng.standard_normal(shape)).astype(dtype)
+    n = (a + rng.standard_normal(shape)).astype(dtype)
+    return a, (p, n)
+
+
+def _pairs(rng, shape, dtype):
+    """x1 (N, D) and (x2, similarity in [0, 1]): loss(x1, *target)."""
+    x1 = rng.standard_normal(shape).astype(dtype)
+    x2 = (x1 + rng.standard_normal(shape)).astype(dtype)
+    return x1, (x2, rng.random(shape[:1]))
+
+
+def _rankings(rng, shape, dtype):
+    """x1 (N,) and (x2, target +-1): loss(x1, *target)."""
+    x1 = rng.standard_normal(shape).astype(dtype)
+    return x1, (rng.standard_normal(shape).astype(dtype), rng.choice([-1.0, 1.0], shape))
+
+
 REGISTRY = {
     spec.name: spec
     for spec in [
@@ -93,11 +114,26 @@ REGISTRY = {
             "pinball_loss", elementwise.Pinball, elementwise.pinball_loss, "elementwise",
             _quantile, options=({}, {"quantile": 0.9}), shapes=((7,), (6, 1)),
         ),
-        # The target is a tuple: loss(input, *target).
+        # Several inputs: the target is a tuple, loss(input, *target).
         LossSpec(
             "ctc_loss", ctc.CTC, ctc.ctc_loss, "ctc", _sequences, has_hess=False,
             options=({}, {"zero_infinity": True}, {"log_probs": True}),
             shapes=((12, 3, 5), (7, 2, 4)),
+        ),
+        LossSpec(
+            "triplet_margin_loss", pairwise.TripletMargin, pairwise.triplet_margin_loss,
+            "pairwise", _triplets, has_hess=False,
+            options=({}, {"swap": True, "margin": 2.0}, {"p": 1.0}, {"p": 3.0, "eps": 0.0}),
+            shapes=((7, 5),),
+        ),
+        LossSpec(
+            "margin_ranking_loss", pairwise.MarginRanking, pairwise.margin_ranking_loss,
+            "pairwise", _rankings, has_hess=False, options=({}, {"margin": 0.5}),
+            shapes=((7,),),
+        ),
+        LossSpec(
+            "contrastive_loss", pairwise.Contrastive, pairwise.contrastive_loss, "pairwise",
+            _pairs, has_hess=False, options=({}, {"margin": 3.0}), shapes=((7, 5),),
         ),
     ]
 }

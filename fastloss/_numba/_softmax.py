@@ -160,17 +160,17 @@ def ce_hard_row(x, g, h, w, y, eps, wsum, k):
     n = x.size
     xy = x[y]  # read before sweep 2: g may be x
     m = rowmax(x)
-    a = (1.0 - eps) * (float(w[y]) if w.size > 0 else 1.0)
+    a = (1.0 - eps) * (np.float64(w[y]) if w.size > 0 else 1.0)
     b = eps / n
     dot = 0.0
     if b != 0:
         s_t, d_t = expsum_dot(x, m, g, w)  # also sum_c w_c (x_c - m)
-        s = float(s_t)
-        dot = float(d_t)
+        s = np.float64(s_t)
+        dot = np.float64(d_t)
     else:
-        s = float(expsum(x, m, g))
+        s = np.float64(expsum(x, m, g))
     log_s = math.log(s)
-    loss = a * (log_s - float(xy - m)) + b * (wsum * log_s - dot)
+    loss = a * (log_s - np.float64(xy - m)) + b * (wsum * log_s - dot)
     if g.size == 0:
         return loss
     coef = (a + b * wsum) * k
@@ -202,9 +202,9 @@ def ce_soft_row(x, t, g, h, w, eps, k):
     n = x.size
     m = rowmax(x)
     s_t, q_t, d_t = expsum_soft(x, m, g, t, w, eps)
-    s = float(s_t)
-    qsum = float(q_t)
-    loss = qsum * math.log(s) - float(d_t)
+    s = np.float64(s_t)
+    qsum = np.float64(q_t)
+    loss = qsum * math.log(s) - np.float64(d_t)
     if g.size == 0:
         return loss
     if h.size > 0:
@@ -238,11 +238,12 @@ def focal_row(x, g, h, y, wy, gamma, k):
     xy = x[y]  # read before sweep 2: g may be x
     m = rowmax(x)
     # Sweep 2 in two parts around y gives the other classes' sum directly.
-    s_other = float(expsum(x[:y], m, g[:y])) + float(expsum(x[y + 1:], m, g[y + 1:]))
-    ey = math.exp(float(xy - m))
+    s_other = (np.float64(expsum(x[:y], m, g[:y]))
+               + np.float64(expsum(x[y + 1:], m, g[y + 1:])))
+    ey = math.exp(np.float64(xy - m))
     s = s_other + ey
     # p_y near 1 only when y holds the max; then log p = -log1p(s_other) exactly.
-    lp = -math.log1p(s_other) if xy == m else float(xy - m) - math.log(s)
+    lp = -math.log1p(s_other) if xy == m else np.float64(xy - m) - math.log(s)
     u = s_other / s
     p = ey / s
     r = lp / u if u > 0 else -1.0
@@ -279,7 +280,7 @@ def zero_row(a):
 def _ce_hard(x, y, w, sw, eps, ignore_index, scale, grad, hess, rows, inplace):
     n, C = x.shape
     has_sw = sw.size > 0
-    wsum = float(C)
+    wsum = np.float64(C)
     if w.size > 0:
         wsum = 0.0
         for c in range(C):
@@ -290,7 +291,7 @@ def _ce_hard(x, y, w, sw, eps, ignore_index, scale, grad, hess, rows, inplace):
             zero_row(grad[i])
             zero_row(hess[i])
             continue
-        k = scale * (float(sw[i]) if has_sw else 1.0)
+        k = scale * (np.float64(sw[i]) if has_sw else 1.0)
         # In place, the row is passed as both operands: LLVM then sees one
         # array and vectorises without a runtime overlap test (which fails).
         if inplace:
@@ -305,7 +306,7 @@ def _ce_soft(x, t, w, sw, eps, scale, grad, hess, rows, inplace):
     n = x.shape[0]
     has_sw = sw.size > 0
     for i in prange(n):
-        k = scale * (float(sw[i]) if has_sw else 1.0)
+        k = scale * (np.float64(sw[i]) if has_sw else 1.0)
         if inplace:
             loss = ce_soft_row(grad[i], t[i], grad[i], hess[i], w, eps, k)
         else:
@@ -324,8 +325,8 @@ def _focal(x, y, w, sw, gamma, ignore_index, scale, grad, hess, rows, inplace):
             zero_row(grad[i])
             zero_row(hess[i])
             continue
-        wy = float(w[y[i]]) if has_w else 1.0
-        k = scale * (float(sw[i]) if has_sw else 1.0)
+        wy = np.float64(w[y[i]]) if has_w else 1.0
+        k = scale * (np.float64(sw[i]) if has_sw else 1.0)
         if inplace:
             loss = focal_row(grad[i], grad[i], hess[i], y[i], wy, gamma, k)
         else:
