@@ -367,6 +367,20 @@ def test_pinball_scalar_quantile_with_several_columns(backend, dtype, rng):
             assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("one", [[0.3], np.array([0.3]), np.float32(0.3)], ids=["list", "array", "np"])
+def test_pinball_one_quantile_as_a_list_is_the_scalar(backend, dtype, rng, one):
+    """quantile=[q] (Q = 1) for an (N, 1) or (N,) input is quantile=q."""
+    for shape in ((10, 1), (10,)):
+        x, t = make_pinball(rng, shape, dtype)
+        for reduction in REDUCTIONS:
+            want = all_three(fastloss.Pinball(quantile=float(np.float32(0.3)) if isinstance(
+                one, np.float32) else 0.3, reduction=reduction, backend=backend), x, t)
+            got = all_three(fastloss.Pinball(quantile=one, reduction=reduction,
+                                             backend=backend), x, t)
+            for a, b in zip(got, want):
+                assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("quantile", [0.1, 0.5, 0.9, np.array([0.2, 0.7, 0.95])],
                          ids=["0.1", "0.5", "0.9", "vector"])
 def test_pinball_gradient_at_equality_is_one_minus_q(backend, dtype, quantile):

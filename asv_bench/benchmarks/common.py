@@ -14,10 +14,20 @@ import numpy as np
 #: wall-clock, so that thread speed-ups show (process time would add the threads up)
 timer = timeit.default_timer
 
-SHAPES = [(8192, 1000), (2048, 32000)]
-DTYPES = ["float32", "float64"]
+#: FASTLOSS_ASV_SMOKE=1 (set by .ci/run) keeps only the first value of the size, dtype
+#: and thread grids: every benchmark still runs, for both backends, in a fraction of
+#: the time. Unset, the grids are whole.
+SMOKE = os.environ.get("FASTLOSS_ASV_SMOKE") == "1"
+
+
+def grid(values):
+    return values[:1] if SMOKE else values
+
+
+SHAPES = grid([(8192, 1000), (2048, 32000)])
+DTYPES = grid(["float32", "float64"])
 BACKENDS = ["cython", "numba"]
-THREADS = [1, 2]
+THREADS = grid([1, 2])
 ERROR_ROWS = 64          # rows of the slice checked against the float64 reference
 
 
@@ -83,7 +93,7 @@ def ref_softmax_focal(x, y, gamma=2.0):
 
 # ---- CTC ------------------------------------------------------------------
 #: (T, N, C, S): logits (T, N, C), padded targets (N, S); as in `python -m fastloss bench`
-CTC_SHAPES = [(200, 32, 40, 50), (1000, 8, 60, 200)]
+CTC_SHAPES = grid([(200, 32, 40, 50), (1000, 8, 60, 200)])
 
 
 @functools.lru_cache(maxsize=2)

@@ -229,7 +229,8 @@ class Pinball(_Elementwise):
             raise ValueError(f"quantile: must be a scalar or 1-D, got shape {q.shape}")
         if q.size == 0 or not np.all((q > 0) & (q < 1)):
             raise ValueError(f"quantile: every quantile must be in (0, 1), got {quantile!r}")
-        self.quantile = float(q) if q.size == 1 else q
+        # one quantile, given as a scalar or as [q], is a scalar: the kernels broadcast it
+        self.quantile = float(q.reshape(-1)[0]) if q.size == 1 else q
 
     def _target(self, x, target):
         if x.ndim not in (1, 2):
