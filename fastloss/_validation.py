@@ -30,7 +30,8 @@ def compute_dtype(a):
 def as_input(a, name="input"):
     """The first input: decides the compute dtype. Returns a C-contiguous array."""
     a = _real_array(a, name)
-    return np.ascontiguousarray(a, dtype=compute_dtype(a))
+    # (ascontiguousarray makes a 0-d array 1-d: keep the shape the user gave)
+    return np.ascontiguousarray(a, dtype=compute_dtype(a)).reshape(a.shape)
 
 
 def as_float(a, dtype, name, shape=None):
@@ -38,7 +39,7 @@ def as_float(a, dtype, name, shape=None):
     a = _real_array(a, name)
     if shape is not None and a.shape != tuple(shape):
         raise ValueError(f"{name}: expected shape {tuple(shape)}, got {a.shape}")
-    return np.ascontiguousarray(a, dtype=dtype)
+    return np.ascontiguousarray(a, dtype=dtype).reshape(a.shape)
 
 
 def reduction(value):

@@ -32,6 +32,7 @@ cpdef enum:
 
 cdef enum:
     MAX_BLOCK = 2048  # the scratch buffers' length; the caller's block must not exceed it
+    TAIL = 64  # a multiple of every vector length (16 float / 8 double lanes), divides MAX_BLOCK
 
 
 # -- point functions: (loss, gradient, Hessian) of one element -----------------
@@ -209,11 +210,26 @@ cdef double block_run(int kind, const floating *x, const floating *t, const floa
     # The scratch lives on this call's stack: one set per thread. The point
     # loop always writes there, never into the outputs: GCC peels a loop to
     # align its stores, and where the outputs sit would then decide which
-    # elements take the scalar path, whose last bit may differ.
+    # elements take the scalar path, whose last bit may differ. For the same
+    # reason the point loop only ever runs on a multiple of TAIL elements:
+    # the last n % TAIL go through it again, copied into zero-padded buffers,
+    # so no element takes the scalar remainder loop and an element's result
+    # does not depend on its position.
     cdef floating lb[MAX_BLOCK]
     cdef floating gb[MAX_BLOCK]
     cdef floating hb[MAX_BLOCK]
-    point_loop(kind, x, t, aux, scalar, p1, p2, n, lb, gb, hb)
+    cdef floating xt[TAIL]
+    cdef floating tt[TAIL]
+    cdef floating at[TAIL]
+    cdef Py_ssize_t k, body = n - n % TAIL
+    point_loop(kind, x, t, aux, scalar, p1, p2, body, lb, gb, hb)
+    if body < n:
+        for k in range(TAIL):
+            xt[k] = x[body + k] if body + k < n else 0
+            tt[k] = t[body + k] if body + k < n else 0
+            at[k] = aux[0] if scalar else (aux[body + k] if body + k < n else 0)
+        # (body + TAIL <= MAX_BLOCK: body is a multiple of TAIL below n <= MAX_BLOCK)
+        point_loop(kind, xt, tt, at, scalar, p1, p2, TAIL, lb + body, gb + body, hb + body)
     return finish(lb, gb, hb, n, m, scale, grad, hess, rows)
 
 

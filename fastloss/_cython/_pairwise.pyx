@@ -325,11 +325,12 @@ cdef double contrastive_row(const floating *x1, const floating *x2, floating *g1
         v = x1[j] - x2[j]
         s += <double>v * v
     d = sqrt(s)
-    loss = 0.5 * y * s  # loss
+    # (a dissimilar pair at d = inf costs 0, not 0 * inf; a NaN still propagates)
+    loss = 0.5 * y * s if y != 0 or s != s else 0.0
     if floating is double:
         if not (s != s or TINY_SUM <= s <= HUGE_SUM):  # as in pdist
             d = scaled_l2(x1, x2, <floating>0, one, D)
-            loss = (0.5 * y * d) * d
+            loss = (0.5 * y * d) * d if y != 0 or d != d else 0.0
     h = margin - d
     c = y
     if h > 0:

@@ -261,8 +261,11 @@ def ce_hard(const floating[:, ::1] x, const int64_t[::1] y, const floating[::1] 
     cdef double wsum = 0, k
     if n == 0:
         return
-    for j in range(C):
-        wsum += w[j] if wp != NULL else 1.0
+    # W = sum of the class weights enters only through label smoothing; left 0
+    # without it, so that a NaN weight reaches only the samples of its class
+    if eps != 0:
+        for j in range(C):
+            wsum += w[j] if wp != NULL else 1.0
     with nogil:
         for i in prange(n, schedule="static", num_threads=n_threads):
             if y[i] == ignore_index:

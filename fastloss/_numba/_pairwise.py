@@ -235,10 +235,11 @@ def contrastive_row(x1, x2, g1, g2, y, margin, k, zero, one):
         v = f64(x1[j] - x2[j])
         s += v * v
     d = math.sqrt(s)
-    loss = 0.5 * y * s  # loss
+    # (a dissimilar pair at d = inf costs 0, not 0 * inf; a NaN still propagates)
+    loss = 0.5 * y * s if y != 0 or s != s else 0.0
     if x1.itemsize == 8 and not (s != s or TINY_SUM <= s <= HUGE_SUM):  # as pdist
         d = scaled_l2(x1, x2, zero, one)
-        loss = (0.5 * y * d) * d
+        loss = (0.5 * y * d) * d if y != 0 or d != d else 0.0
     h = margin - d
     c = y
     if h > 0.0:

@@ -280,8 +280,9 @@ def zero_row(a):
 def _ce_hard(x, y, w, sw, eps, ignore_index, scale, grad, hess, rows, inplace):
     n, C = x.shape
     has_sw = sw.size > 0
-    wsum = np.float64(C)
-    if w.size > 0:
+    # W enters only through label smoothing (see the Cython twin)
+    wsum = np.float64(C) if eps != 0 else 0.0
+    if w.size > 0 and eps != 0:
         wsum = 0.0
         for c in range(C):
             wsum += w[c]
