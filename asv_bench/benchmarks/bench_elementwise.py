@@ -120,6 +120,18 @@ class Huber(_Elementwise):
         return np.where(inside, 0.5 * d * d, np.abs(d) - 0.5), np.clip(d, -1.0, 1.0)
 
 
+class SmoothL1(_Elementwise):
+    loss_class = "SmoothL1"
+    options = {"beta": 0.5}
+
+    @staticmethod
+    def reference(x, t):
+        d = x - t
+        inside = np.abs(d) < 0.5
+        return (np.where(inside, d * d, np.abs(d) - 0.25),
+                np.where(inside, d / 0.5, np.sign(d)))
+
+
 class MSE(_Elementwise):
     loss_class = "MSE"
 

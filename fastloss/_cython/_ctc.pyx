@@ -245,13 +245,18 @@ def ctc(const floating[:, :, ::1] x, bint batch_first, const int[::1] labels,
     # frame stride, and the offset of sequence n's first frame, in elements
     cdef Py_ssize_t fs = C if batch_first else N * C
     cdef Py_ssize_t seq = T_all * C if batch_first else C
-    cdef bint has_grad = grad.shape[2] > 0
+    cdef bint has_grad = grad.shape[2] > 0 and T_all > 0
     if N == 0:
         return
+    # Base pointers, taken only where there is an element 0 (no frames, or every
+    # target empty, leaves nothing to index: the sequences then read nothing).
+    cdef const floating *xp = &x[0, 0, 0] if T_all > 0 and C > 0 else NULL
+    cdef floating *gp = &grad[0, 0, 0] if has_grad else NULL
+    cdef const int *lp = &labels[0] if labels.shape[0] > 0 else NULL
     with nogil:
         for n in prange(N, schedule="dynamic", num_threads=n_threads):
-            rows[n] = sequence(&x[0, 0, 0] + n * seq,
-                               &grad[0, 0, 0] + n * seq if has_grad else NULL,
-                               fs, C, in_len[n], T_all, &labels[0] + offsets[n],
+            rows[n] = sequence(xp + n * seq if xp != NULL else NULL,
+                               gp + n * seq if has_grad else NULL,
+                               fs, C, in_len[n], T_all, lp + offsets[n] if lp != NULL else NULL,
                                offsets[n + 1] - offsets[n], blank, log_probs, zero_infinity,
                                scale * m[n], &ws[threadid(), 0])

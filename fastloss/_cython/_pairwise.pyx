@@ -374,7 +374,8 @@ def triplet(const floating[:, ::1] a, const floating[:, ::1] pos, const floating
     with nogil:
         for i in prange(n, schedule="static", num_threads=n_threads):
             k = scale * (sw[i] if has_sw else 1.0)
-            rows[i] = triplet_row(&a[i, 0], &pos[i, 0], &neg[i, 0],
+            rows[i] = triplet_row(&a[i, 0] if D > 0 else NULL, &pos[i, 0] if D > 0 else NULL,
+                                  &neg[i, 0] if D > 0 else NULL,
                                   &ga[i, 0] if has_g else NULL, &gp[i, 0] if has_g else NULL,
                                   &gn[i, 0] if has_g else NULL, D, margin, kind, p,
                                   <floating>eps, <floating>one, swap, k)
@@ -393,7 +394,8 @@ def contrastive(const floating[:, ::1] x1, const floating[:, ::1] x2, const floa
     with nogil:
         for i in prange(n, schedule="static", num_threads=n_threads):
             k = scale * (sw[i] if has_sw else 1.0)
-            rows[i] = contrastive_row(&x1[i, 0], &x2[i, 0], &g1[i, 0] if has_g else NULL,
+            rows[i] = contrastive_row(&x1[i, 0] if D > 0 else NULL, &x2[i, 0] if D > 0 else NULL,
+                                      &g1[i, 0] if has_g else NULL,
                                       &g2[i, 0] if has_g else NULL, D, y[i], margin, k)
             if has_sw:
                 rows[i] = rows[i] * sw[i]

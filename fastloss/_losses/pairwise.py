@@ -138,7 +138,10 @@ class _Pairwise(Loss):
         """What the kernel writes into: the buffers, or empty rows when no gradient is asked."""
         x = batch.x
         if grads is None:
-            absent = np.empty(x.shape[:1] + (0,) * (x.ndim - 1), dtype=x.dtype)
+            # No element at all (a 1-D input's "rows" would otherwise be N elements
+            # the kernel fills for nothing, every gradient the same buffer).
+            shape = x.shape[:1] + (0,) * (x.ndim - 1) if x.ndim > 1 else (0,)
+            absent = np.empty(shape, dtype=x.dtype)
             return (absent,) * len(self._input_names)
         return grads
 

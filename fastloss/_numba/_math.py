@@ -23,6 +23,10 @@ drop the NaN and inf selects); ``_jit.FASTMATH`` is fine.
 Called from plain Python (or with ``NUMBA_DISABLE_JIT=1``) the names fall back
 to NumPy's ``np.exp``/``np.log``/``np.log1p`` on the scalar.
 """
+import math
+from fractions import Fraction
+
+import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
@@ -87,6 +91,15 @@ def _fma(typingctx, a, b, c):
             return builder.call(fn, args)
         return a(a, b, c), codegen
     return None
+
+
+if numba.config.DISABLE_JIT:  # pure Python (NUMBA_DISABLE_JIT=1): an intrinsic has no body
+    def _fma(a, b, c):  # noqa: F811
+        """a * b + c with one rounding (in float64), in the type of ``a``."""
+        T = type(a)
+        if math.isfinite(a) and math.isfinite(b) and math.isfinite(c):
+            return T(float(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))))
+        return T(a * b + c)
 
 
 @intrinsic

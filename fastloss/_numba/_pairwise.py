@@ -265,25 +265,47 @@ def ranking_block(x1, x2, y, sw, margin, scale, g1, g2, rows):
     The twin of FL_RANKING_SWEEP in the Cython file. Blocks arrive as slices indexed
     by range(n): no wraparound selects, and the loop vectorises (selects, no branches).
     """
-    has_sw = sw.size > 0
-    has_g = g1.size > 0
-    none = rows.size > 0
+    # One loop per case, each touching only the arrays it uses: an array the
+    # loop never reads or writes (an empty ``sw``, ``rows[:0]``, absent
+    # gradients) would still enter LLVM's runtime alias check, with the loop's
+    # length, and whenever the allocator put it within a block's length of a
+    # gradient the sum fell back to the scalar loop: another summation order,
+    # other bits (seen from worker threads, whose arenas mix small and large
+    # arrays).
+    n = x1.size
     s = 0.0
-    for i in range(x1.size):
-        d = x1[i] - x2[i]
-        yi = f64(y[i])
-        w = f64(sw[i]) if has_sw else 1.0
-        z = margin - yi * d
-        k = yi * scale * w
-        loss = (0.0 if z < 0.0 else z) * w
-        if has_g:  # each its own select: no -0 where the hinge is off
-            g1[i] = -k if z >= 0.0 else (0.0 if z < 0.0 else z)
-            g2[i] = k if z >= 0.0 else (0.0 if z < 0.0 else z)
-        if none:
-            rows[i] = loss
+    if rows.size > 0:  # reduction="none": no sum, no order to protect
+        for i in range(n):
+            w = f64(sw[i]) if sw.size > 0 else 1.0
+            rows[i] = ranking_point(x1[i] - x2[i], f64(y[i]), w, margin, scale, g1, g2, i,
+                                    g1.size > 0)
+    elif sw.size > 0:
+        if g1.size > 0:
+            for i in range(n):
+                s += ranking_point(x1[i] - x2[i], f64(y[i]), f64(sw[i]), margin, scale,
+                                   g1, g2, i, True)
         else:
-            s += loss
+            for i in range(n):
+                s += ranking_point(x1[i] - x2[i], f64(y[i]), f64(sw[i]), margin, scale,
+                                   g1, g2, i, False)
+    elif g1.size > 0:
+        for i in range(n):
+            s += ranking_point(x1[i] - x2[i], f64(y[i]), 1.0, margin, scale, g1, g2, i, True)
+    else:
+        for i in range(n):
+            s += ranking_point(x1[i] - x2[i], f64(y[i]), 1.0, margin, scale, g1, g2, i, False)
     return s
+
+
+@point
+def ranking_point(d, yi, w, margin, scale, g1, g2, i, has_g):
+    """One element of ranking_block: its loss, and its gradients when has_g."""
+    z = margin - yi * d
+    k = yi * scale * w
+    if has_g:  # each its own select: no -0 where the hinge is off
+        g1[i] = -k if z >= 0.0 else (0.0 if z < 0.0 else z)
+        g2[i] = k if z >= 0.0 else (0.0 if z < 0.0 else z)
+    return (0.0 if z < 0.0 else z) * w
 
 
 # -- kernels: prange over rows -----------------------------------------------------
