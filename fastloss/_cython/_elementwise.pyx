@@ -145,10 +145,13 @@ cdef void point_loop(int kind, const floating *x, const floating *t, const float
                      floating *gb, floating *hb) noexcept nogil:
     """The point function of ``kind`` over n elements into the scratch buffers."""
     cdef Py_ssize_t k
+    # a scalar operand read once: a load of aux[0] inside the loop could alias the
+    # scratch stores as far as GCC knows, and it then leaves the loop scalar
+    cdef floating a0 = aux[0]
     if kind == BCE:
         if scalar:
             for k in range(n):
-                bce_point(x[k], t[k], aux[0], &lb[k], &gb[k], &hb[k])
+                bce_point(x[k], t[k], a0, &lb[k], &gb[k], &hb[k])
         else:
             for k in range(n):
                 bce_point(x[k], t[k], aux[k], &lb[k], &gb[k], &hb[k])
@@ -171,7 +174,7 @@ cdef void point_loop(int kind, const floating *x, const floating *t, const float
     elif kind == PINBALL:
         if scalar:
             for k in range(n):
-                pinball_point(x[k], t[k], aux[0], &lb[k], &gb[k], &hb[k])
+                pinball_point(x[k], t[k], a0, &lb[k], &gb[k], &hb[k])
         else:
             for k in range(n):
                 pinball_point(x[k], t[k], aux[k], &lb[k], &gb[k], &hb[k])
