@@ -42,10 +42,17 @@ FP_FLAGS = [
     "-ffp-contract=fast",
     "--param=vect-max-peeling-for-alignment=0",
     "--param=vect-max-version-for-alignment-checks=0",
+    # A point loop reads up to four arrays and writes three, all pointers GCC
+    # cannot tell apart: it vectorises behind a runtime overlap test of each
+    # pair, more pairs than its default limit of 10. (Outputs never overlap
+    # inputs, so the vector version is the one that runs.)
+    "--param=vect-max-version-for-alias-checks=30",
     # The point functions are called from several specialised loops; GCC's
-    # default budget would stop inlining them, and a call in a loop does
-    # not vectorise.
+    # default budgets (per function, and 40% growth of the whole unit) would
+    # stop inlining them, and a call in a loop does not vectorise.
     "--param=max-inline-insns-single=1000",
+    "--param=inline-unit-growth=1000",
+    "--param=large-function-growth=100000",
 ]
 
 

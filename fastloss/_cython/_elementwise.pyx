@@ -6,21 +6,28 @@ Why they are built this way:
   temporaries (one exp(-|x|) serves sigmoid, softplus and the Hessian).
 - The elements are cut in blocks of ``block`` (fixed by the caller, not by
   the thread count). ``point_loop`` runs one loss's point function over a
-  block into stack scratch buffers; the loss is picked once per block, so
-  each loop is specialised and vectorises. ``finish`` then applies the
-  per-element multiplier (sample weight x BCE weight) and the scale, writes
-  the gradient and Hessian, and writes the losses ("none") or the block's
-  partial sum in double. Partials are added by the caller in a fixed order:
-  results do not depend on the number of threads.
+  block and writes each element once: the gradient (and Hessian) straight
+  into the outputs, times the per-element multiplier (sample weight x BCE
+  weight; ones when there is none) and the scale, the loss into stack
+  scratch. The loss is picked once per block, so each loop is specialised
+  and vectorises. The data crosses memory once: for Huber, MSE and L1 that
+  is the whole cost.
+- The losses are then written out ("none") or summed in double by a loop of
+  their own (a double accumulator in the point loop would halve its vector
+  width). Block sums are added by the caller in a fixed order: results do
+  not depend on the number of threads.
 - Constants are typed (``one``, ``zero``...): Cython writes a bare ``1`` as
   the double ``1.0``, which would silently compute float32 expressions in
   double (a double division costs twice a float one, per lane).
 - Everything optional arrives as an empty array (no multiplier, no grad, no
   hess); a per-element operand (pos_weight, quantile) of length 1 is a scalar.
+- No output may overlap an input (the Python caller copies for out=input):
+  GCC versions each loop on a runtime overlap test, and the scalar version
+  could round differently.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from ._math cimport fexp, ffma, flog, flog1p
+from ._math cimport fexp, ffma, flog, flog1p_unit
 
 cpdef enum:
     BCE
@@ -45,7 +52,7 @@ cdef inline floating sigmoid_parts(floating x, floating *e, floating *s2, floati
     s2[0] = e[0] * inv * inv
     sig[0] = inv if x >= 0 else e[0] * inv
     sig_neg[0] = e[0] * inv if x >= 0 else inv
-    return flog1p(e[0])
+    return flog1p_unit(e[0])
 
 
 cdef inline void bce_point(floating x, floating t, floating pw, floating *l, floating *g,
@@ -109,8 +116,10 @@ cdef inline void huber_point(floating x, floating t, double delta, double factor
     cdef floating ad = d if d >= zero else -d
     cdef floating dl = <floating>delta, f = <floating>factor
     cdef bint outside = ad >= dl  # false for NaN, which then flows through d
+    cdef floating c = -dl if d < -dl else d  # d clipped to [-dl, dl]: a max and a min
+    c = dl if c > dl else c
     l[0] = f * (dl * (ad - half * dl) if outside else half * d * d)
-    g[0] = f * (dl if d >= dl else (-dl if d <= -dl else d))
+    g[0] = f * c
     h[0] = zero if outside else f
 
 
@@ -140,63 +149,136 @@ cdef inline void pinball_point(floating x, floating t, floating q, floating *l, 
 
 
 # -- one block -------------------------------------------------------------------
-cdef void point_loop(int kind, const floating *x, const floating *t, const floating *aux,
-                     bint scalar, double p1, double p2, Py_ssize_t n, floating *lb,
-                     floating *gb, floating *hb) noexcept nogil:
-    """The point function of ``kind`` over n elements into the scratch buffers."""
+# One compiled point loop per loss and dtype, whatever the caller asked for:
+# every output is written (to stack scratch when not asked for) and the
+# multiplier always applied (ones when there is none). The compiler may
+# contract and regroup floating-point expressions (-ffp-contract=fast,
+# -fassociative-math) differently in two specialisations, and .loss, .loss_grad
+# and .grad_hess must agree bit for bit, as must weights of one and none.
+cdef float ONES_F[MAX_BLOCK]
+cdef double ONES_D[MAX_BLOCK]
+
+
+cdef void _fill_ones() noexcept nogil:
     cdef Py_ssize_t k
+    for k in range(MAX_BLOCK):
+        ONES_F[k] = 1
+        ONES_D[k] = 1
+
+
+_fill_ones()
+
+
+cdef inline void put(Py_ssize_t k, floating l, floating g, floating h, const floating *m,
+                     floating fs, floating *lb, floating *gb, floating *hb) noexcept nogil:
+    """Element k's (loss, grad, hess) times m[k], the derivatives also times fs.
+
+    The products are fmas with a zero addend: -fassociative-math may otherwise
+    merge them into the point function's chains of multiplies, and regroup
+    those differently in different copies of the loop (the vector body, the
+    padded tail), so that an element's bits would depend on its position."""
+    cdef floating zero = 0
+    cdef floating w = m[k]
+    cdef floating wf = w * fs
+    lb[k] = ffma(l, w, zero)
+    gb[k] = ffma(g, wf, zero)
+    hb[k] = ffma(h, wf, zero)
+
+
+cdef void point_loop(int kind, const floating *x,
+                     const floating *t, const floating *aux, bint scalar, const floating *m,
+                     double p1, double p2, floating fs, Py_ssize_t n, floating *lb,
+                     floating *gb, floating *hb) noexcept nogil:
+    """The point function of ``kind`` over n elements, straight into the outputs."""
+    cdef Py_ssize_t k
+    cdef floating l, g, h
     # a scalar operand read once: a load of aux[0] inside the loop could alias the
-    # scratch stores as far as GCC knows, and it then leaves the loop scalar
+    # stores as far as GCC knows, and it then leaves the loop scalar
     cdef floating a0 = aux[0]
     if kind == BCE:
         if scalar:
             for k in range(n):
-                bce_point(x[k], t[k], a0, &lb[k], &gb[k], &hb[k])
+                bce_point(x[k], t[k], a0, &l, &g, &h)
+                put(k, l, g, h, m, fs, lb, gb, hb)
         else:
             for k in range(n):
-                bce_point(x[k], t[k], aux[k], &lb[k], &gb[k], &hb[k])
+                bce_point(x[k], t[k], aux[k], &l, &g, &h)
+                put(k, l, g, h, m, fs, lb, gb, hb)
     elif kind == SIGMOID_FOCAL:
         if p2 == 2:
             for k in range(n):
-                sigmoid_focal_point(x[k], t[k], p1, 2, 1, &lb[k], &gb[k], &hb[k])
+                sigmoid_focal_point(x[k], t[k], p1, 2, 1, &l, &g, &h)
+                put(k, l, g, h, m, fs, lb, gb, hb)
         else:
             for k in range(n):
-                sigmoid_focal_point(x[k], t[k], p1, p2, 0, &lb[k], &gb[k], &hb[k])
+                sigmoid_focal_point(x[k], t[k], p1, p2, 0, &l, &g, &h)
+                put(k, l, g, h, m, fs, lb, gb, hb)
     elif kind == HUBER:
         for k in range(n):
-            huber_point(x[k], t[k], p1, p2, &lb[k], &gb[k], &hb[k])
+            huber_point(x[k], t[k], p1, p2, &l, &g, &h)
+            put(k, l, g, h, m, fs, lb, gb, hb)
     elif kind == MSE:
         for k in range(n):
-            mse_point(x[k], t[k], &lb[k], &gb[k], &hb[k])
+            mse_point(x[k], t[k], &l, &g, &h)
+            put(k, l, g, h, m, fs, lb, gb, hb)
     elif kind == L1:
         for k in range(n):
-            l1_point(x[k], t[k], &lb[k], &gb[k], &hb[k])
+            l1_point(x[k], t[k], &l, &g, &h)
+            put(k, l, g, h, m, fs, lb, gb, hb)
     elif kind == PINBALL:
         if scalar:
             for k in range(n):
-                pinball_point(x[k], t[k], a0, &lb[k], &gb[k], &hb[k])
+                pinball_point(x[k], t[k], a0, &l, &g, &h)
+                put(k, l, g, h, m, fs, lb, gb, hb)
         else:
             for k in range(n):
-                pinball_point(x[k], t[k], aux[k], &lb[k], &gb[k], &hb[k])
+                pinball_point(x[k], t[k], aux[k], &l, &g, &h)
+                put(k, l, g, h, m, fs, lb, gb, hb)
 
 
-cdef double finish(floating *lb, floating *gb, floating *hb, Py_ssize_t n, const floating *m,
-                   double scale, floating *grad, floating *hess, double *rows) noexcept nogil:
-    """Multiply by m (if any), write k * grad and k * hess, and the losses or their sum."""
-    cdef Py_ssize_t k
+cdef double block_run(int kind, const floating *x, const floating *t, const floating *aux,
+                      bint scalar, const floating *m, double p1, double p2, double scale,
+                      Py_ssize_t n, floating *grad, floating *hess,
+                      double *rows) noexcept nogil:
+    # The losses go to scratch on this call's stack (one per thread) and are
+    # summed by a loop of their own, in double. The point loop only ever runs
+    # on a multiple of TAIL elements: GCC may round a loop's vector body and
+    # its scalar remainder differently (contraction), so the last n % TAIL go
+    # through it again, copied into zero-padded buffers, and an element's
+    # result does not depend on its position.
+    cdef floating lb[MAX_BLOCK]
+    cdef floating gscratch[MAX_BLOCK]
+    cdef floating hscratch[MAX_BLOCK]
+    cdef floating xt[TAIL]
+    cdef floating tt[TAIL]
+    cdef floating at[TAIL]
+    cdef floating mt[TAIL]
+    cdef floating gt[TAIL]
+    cdef floating ht[TAIL]
     cdef floating fs = <floating>scale
+    cdef Py_ssize_t k, body = n - n % TAIL
     cdef double s = 0
-    if m != NULL:
-        for k in range(n):
-            lb[k] = lb[k] * m[k]
-            gb[k] = gb[k] * m[k]
-            hb[k] = hb[k] * m[k]
-    if grad != NULL:
-        for k in range(n):
-            grad[k] = gb[k] * fs
-    if hess != NULL:
-        for k in range(n):
-            hess[k] = hb[k] * fs
+    cdef floating *gb = grad if grad != NULL else gscratch
+    cdef floating *hb = hess if hess != NULL else hscratch
+    if m == NULL:  # a block of ones (see put)
+        if floating is float:
+            m = ONES_F
+        else:
+            m = ONES_D
+    point_loop(kind, x, t, aux, scalar, m, p1, p2, fs, body, lb, gb, hb)
+    if body < n:
+        for k in range(TAIL):
+            xt[k] = x[body + k] if body + k < n else 0
+            tt[k] = t[body + k] if body + k < n else 0
+            at[k] = aux[0] if scalar else (aux[body + k] if body + k < n else 0)
+            mt[k] = m[body + k] if body + k < n else 0
+        # (body + TAIL <= MAX_BLOCK: body is a multiple of TAIL below n <= MAX_BLOCK)
+        point_loop(kind, xt, tt, at, scalar, mt, p1, p2, fs, TAIL, lb + body, gt, ht)
+        for k in range(n - body):
+            if grad != NULL:
+                grad[body + k] = gt[k]
+            if hess != NULL:
+                hess[body + k] = ht[k]
     if rows != NULL:
         for k in range(n):
             rows[k] = lb[k]
@@ -206,40 +288,12 @@ cdef double finish(floating *lb, floating *gb, floating *hb, Py_ssize_t n, const
     return s
 
 
-cdef double block_run(int kind, const floating *x, const floating *t, const floating *aux,
-                      bint scalar, const floating *m, double p1, double p2, double scale,
-                      Py_ssize_t n, floating *grad, floating *hess,
-                      double *rows) noexcept nogil:
-    # The scratch lives on this call's stack: one set per thread. The point
-    # loop always writes there, never into the outputs: GCC peels a loop to
-    # align its stores, and where the outputs sit would then decide which
-    # elements take the scalar path, whose last bit may differ. For the same
-    # reason the point loop only ever runs on a multiple of TAIL elements:
-    # the last n % TAIL go through it again, copied into zero-padded buffers,
-    # so no element takes the scalar remainder loop and an element's result
-    # does not depend on its position.
-    cdef floating lb[MAX_BLOCK]
-    cdef floating gb[MAX_BLOCK]
-    cdef floating hb[MAX_BLOCK]
-    cdef floating xt[TAIL]
-    cdef floating tt[TAIL]
-    cdef floating at[TAIL]
-    cdef Py_ssize_t k, body = n - n % TAIL
-    point_loop(kind, x, t, aux, scalar, p1, p2, body, lb, gb, hb)
-    if body < n:
-        for k in range(TAIL):
-            xt[k] = x[body + k] if body + k < n else 0
-            tt[k] = t[body + k] if body + k < n else 0
-            at[k] = aux[0] if scalar else (aux[body + k] if body + k < n else 0)
-        # (body + TAIL <= MAX_BLOCK: body is a multiple of TAIL below n <= MAX_BLOCK)
-        point_loop(kind, xt, tt, at, scalar, p1, p2, TAIL, lb + body, gb + body, hb + body)
-    return finish(lb, gb, hb, n, m, scale, grad, hess, rows)
-
-
 def elementwise(int kind, const floating[::1] x, const floating[::1] t,
                 const floating[::1] aux, const floating[::1] m, double p1, double p2,
                 double scale, Py_ssize_t block, bint none, floating[::1] grad,
                 floating[::1] hess, double[::1] rows, int n_threads):
+    """Empty m, grad, hess: no multiplier, gradient, Hessian. No output may share
+    memory with an input (the caller sees to it: out=input goes through a copy)."""
     cdef Py_ssize_t size = x.shape[0], b, lo, n_blocks
     cdef bint scalar = aux.shape[0] == 1
     cdef const floating *mp = &m[0] if m.shape[0] > 0 else NULL

@@ -19,6 +19,7 @@ cdef extern from "fl_math.h" nogil:
     double fl_log(double x)
     float fl_log1pf(float x)
     double fl_log1p(double x)
+    float fl_log1p_unitf(float e)
 
 
 cdef inline floating fexp(floating x) noexcept nogil:
@@ -40,6 +41,14 @@ cdef inline floating flog1p(floating x) noexcept nogil:
         return fl_log1pf(x)
     else:
         return fl_log1p(x)
+
+
+cdef inline floating flog1p_unit(floating e) noexcept nogil:
+    """log1p(e) for e in [0, 1]: a short polynomial in float (1.31 ulp), flog1p in double."""
+    if floating is float:
+        return fl_log1p_unitf(e)
+    else:
+        return fl_log1p(e)
 
 
 cdef inline floating ffma(floating a, floating b, floating c) noexcept nogil:

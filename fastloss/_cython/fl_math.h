@@ -238,4 +238,29 @@ static inline double fl_log1p(double x)
     return x < INFINITY ? y : x + x;
 }
 
+/* ----------------------------------------------------- log1p on [0, 1] */
+
+/* log1p(e) for e in [0, 1] (NaN passes through), as the sigmoid losses need
+ * it: e = exp(-|x|). float only: log1p(e) = e + e (e S(u)), u = e - 1/2,
+ * S(u) = (log1p(e) - e) / e^2 in [-1/2, -0.31] a near-minimax polynomial of
+ * degree 9 (relative error 9e-9). No division, no bit work, no special
+ * cases: about a third of fl_log1pf's operations. Since |e S| <= 0.31, the
+ * rounding of e S shrinks in the sum; max error 1.31 ulp (fl_log1pf: 0.80),
+ * exact for e below 2^-24 (denormals included). */
+static inline float fl_log1p_unitf(float e)
+{
+    float u = e - 0.5f;
+    float S = 0x1.73b7d6p-9f;
+    S = fmaf(S, u, -0x1.2c13dep-8f);
+    S = fmaf(S, u, 0x1.7a0aa0p-8f);
+    S = fmaf(S, u, -0x1.3d3934p-7f);
+    S = fmaf(S, u, 0x1.135644p-6f);
+    S = fmaf(S, u, -0x1.da8c7cp-6f);
+    S = fmaf(S, u, 0x1.a27862p-5f);
+    S = fmaf(S, u, -0x1.7dde6ep-4f);
+    S = fmaf(S, u, 0x1.6f0d7cp-3f);
+    S = fmaf(S, u, -0x1.833706p-2f);
+    return fmaf(e, e * S, e);
+}
+
 #endif /* FL_MATH_H */

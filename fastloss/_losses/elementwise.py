@@ -82,9 +82,17 @@ class _Elementwise(Loss):
     def _kernel(self, kernels, batch, scale, grad, hess, rows, n_threads):
         e = batch.extra
         p1, p2 = self._params()
-        kernels.elementwise(getattr(kernels, self._kind), batch.x, e["t"], e["aux"], e["m"],
-                            p1, p2, scale, BLOCK, self.reduction == "none", grad, hess, rows,
-                            n_threads)
+        inputs = (batch.x, e["t"], e["aux"], e["m"])
+        # The kernels write the outputs as they read the inputs, and stay vector
+        # code only where the two cannot overlap: an output that shares memory
+        # with an input (out=input) is computed into a fresh array, then copied.
+        outs = [np.empty_like(a) if a.size and any(np.may_share_memory(a, i) for i in inputs)
+                else a for a in (grad, hess)]
+        kernels.elementwise(getattr(kernels, self._kind), *inputs, p1, p2, scale, BLOCK,
+                            self.reduction == "none", *outs, rows, n_threads)
+        for out, a in zip((grad, hess), outs):
+            if a is not out:
+                out[...] = a
 
 
 class BCEWithLogits(_Elementwise):

@@ -34,7 +34,7 @@ from numba.extending import intrinsic, overload
 
 from ._jit import FASTMATH
 
-__all__ = ["fexp", "flog", "flog1p"]
+__all__ = ["fexp", "flog", "flog1p", "flog1p_unit"]
 
 
 def fexp(x):
@@ -49,6 +49,11 @@ def flog(x):
 
 def flog1p(x):
     """log1p(x) for a float32 or float64 scalar (float32 stays float32)."""
+    return np.log1p(x)
+
+
+def flog1p_unit(x):
+    """log1p(x) for x in [0, 1] (the sigmoid losses' exp(-|z|)): fl_log1p_unitf."""
     return np.log1p(x)
 
 
@@ -280,6 +285,26 @@ def _log1p32(x):
     return y if x < _INF32 else x + x
 
 
+_LOG1P_UNIT_S32 = tuple(_f(float.fromhex(h)) for h in (  # S(u) of degree 9, highest first
+    "0x1.73b7d6p-9", "-0x1.2c13dep-8", "0x1.7a0aa0p-8", "-0x1.3d3934p-7", "0x1.135644p-6",
+    "-0x1.da8c7cp-6", "0x1.a27862p-5", "-0x1.7dde6ep-4", "0x1.6f0d7cp-3", "-0x1.833706p-2"))
+
+
+def _log1p_unit32(x):
+    u = x - _HALF32
+    S = _LOG1P_UNIT_S32[0]
+    S = _fma(S, u, _LOG1P_UNIT_S32[1])
+    S = _fma(S, u, _LOG1P_UNIT_S32[2])
+    S = _fma(S, u, _LOG1P_UNIT_S32[3])
+    S = _fma(S, u, _LOG1P_UNIT_S32[4])
+    S = _fma(S, u, _LOG1P_UNIT_S32[5])
+    S = _fma(S, u, _LOG1P_UNIT_S32[6])
+    S = _fma(S, u, _LOG1P_UNIT_S32[7])
+    S = _fma(S, u, _LOG1P_UNIT_S32[8])
+    S = _fma(S, u, _LOG1P_UNIT_S32[9])
+    return _fma(x, x * S, x)
+
+
 # ------------------------------------------------------------------ float64
 
 _d = np.float64
@@ -378,6 +403,7 @@ _IMPLS = {
     fexp: {types.float32: _exp32, types.float64: _exp64},
     flog: {types.float32: _log32, types.float64: _log64},
     flog1p: {types.float32: _log1p32, types.float64: _log1p64},
+    flog1p_unit: {types.float32: _log1p_unit32, types.float64: _log1p64},
 }
 # Numba-IR inlining (inline="always") of these selects trips Numba's SSA
 # checks (NumbaIRAssumptionWarning); LLVM inlines them anyway.
