@@ -8,8 +8,7 @@ Why they are built this way:
   the thread count). ``point_loop`` runs one loss's point function over a
   block and writes each element once: the gradient (and Hessian) straight
   into the outputs, times the per-element multiplier (sample weight x BCE
-  weight; ones when there is none) and the scale, the loss into stack
-  scratch. The loss is picked once per block, so each loop is specialised
+  weight, if any) and the scale, the loss into stack scratch. The loss is picked once per block, so each loop is specialised
   and vectorises. The data crosses memory once: for Huber, MSE and L1 that
   is the whole cost.
 - The losses are then written out ("none") or summed in double by a loop of
@@ -149,43 +148,46 @@ cdef inline void pinball_point(floating x, floating t, floating q, floating *l, 
 
 
 # -- one block -------------------------------------------------------------------
-# One compiled point loop per loss and dtype, whatever the caller asked for:
-# every output is written (to stack scratch when not asked for) and the
-# multiplier always applied (ones when there is none). The compiler may
-# contract and regroup floating-point expressions (-ffp-contract=fast,
-# -fassociative-math) differently in two specialisations, and .loss, .loss_grad
-# and .grad_hess must agree bit for bit, as must weights of one and none.
-cdef float ONES_F[MAX_BLOCK]
-cdef double ONES_D[MAX_BLOCK]
+# Every output is written (to stack scratch when not asked for): the compiler
+# may contract and regroup floating-point expressions (-ffp-contract=fast,
+# -fassociative-math) differently in a loop that has no use for one of them,
+# and .loss, .loss_grad and .grad_hess must agree bit for bit. Whether there is
+# a multiplier is a fused type (``with_m``): the loop without one loads no
+# weights (a fifth of the time of Huber and MSE), and put keeps the two loops'
+# bits equal for weights of one.
+cdef struct Yes:
+    char unused
+cdef struct No:
+    char unused
+ctypedef fused with_m:
+    Yes
+    No
 
 
-cdef void _fill_ones() noexcept nogil:
-    cdef Py_ssize_t k
-    for k in range(MAX_BLOCK):
-        ONES_F[k] = 1
-        ONES_D[k] = 1
+cdef inline void put(with_m *has_m, Py_ssize_t k, floating l, floating g, floating h,
+                     const floating *m, floating fs, floating *lb, floating *gb,
+                     floating *hb) noexcept nogil:
+    """Element k's (loss, grad, hess) times w = m[k] (1 without m), the derivatives
+    also times fs.
 
-
-_fill_ones()
-
-
-cdef inline void put(Py_ssize_t k, floating l, floating g, floating h, const floating *m,
-                     floating fs, floating *lb, floating *gb, floating *hb) noexcept nogil:
-    """Element k's (loss, grad, hess) times m[k], the derivatives also times fs.
-
-    The products are fmas with a zero addend: -fassociative-math may otherwise
-    merge them into the point function's chains of multiplies, and regroup
-    those differently in different copies of the loop (the vector body, the
-    padded tail), so that an element's bits would depend on its position."""
-    cdef floating zero = 0
-    cdef floating w = m[k]
-    cdef floating wf = w * fs
+    The products are fmas with a zero addend, also by w = 1 (GCC keeps an fma
+    by one: it turns -0 into +0 as the one by a weight of one does).
+    -fassociative-math may otherwise merge them into the point function's
+    chains of multiplies, and regroup those differently in different copies
+    of the loop (the vector body, the padded tail, with and without m)."""
+    cdef floating zero = 0, one = 1, w, wf
+    if with_m is Yes:
+        w = m[k]
+        wf = w * fs
+    else:
+        w = one
+        wf = fs
     lb[k] = ffma(l, w, zero)
     gb[k] = ffma(g, wf, zero)
     hb[k] = ffma(h, wf, zero)
 
 
-cdef void point_loop(int kind, const floating *x,
+cdef void point_loop(with_m *has_m, int kind, const floating *x,
                      const floating *t, const floating *aux, bint scalar, const floating *m,
                      double p1, double p2, floating fs, Py_ssize_t n, floating *lb,
                      floating *gb, floating *hb) noexcept nogil:
@@ -199,41 +201,41 @@ cdef void point_loop(int kind, const floating *x,
         if scalar:
             for k in range(n):
                 bce_point(x[k], t[k], a0, &l, &g, &h)
-                put(k, l, g, h, m, fs, lb, gb, hb)
+                put(has_m, k, l, g, h, m, fs, lb, gb, hb)
         else:
             for k in range(n):
                 bce_point(x[k], t[k], aux[k], &l, &g, &h)
-                put(k, l, g, h, m, fs, lb, gb, hb)
+                put(has_m, k, l, g, h, m, fs, lb, gb, hb)
     elif kind == SIGMOID_FOCAL:
         if p2 == 2:
             for k in range(n):
                 sigmoid_focal_point(x[k], t[k], p1, 2, 1, &l, &g, &h)
-                put(k, l, g, h, m, fs, lb, gb, hb)
+                put(has_m, k, l, g, h, m, fs, lb, gb, hb)
         else:
             for k in range(n):
                 sigmoid_focal_point(x[k], t[k], p1, p2, 0, &l, &g, &h)
-                put(k, l, g, h, m, fs, lb, gb, hb)
+                put(has_m, k, l, g, h, m, fs, lb, gb, hb)
     elif kind == HUBER:
         for k in range(n):
             huber_point(x[k], t[k], p1, p2, &l, &g, &h)
-            put(k, l, g, h, m, fs, lb, gb, hb)
+            put(has_m, k, l, g, h, m, fs, lb, gb, hb)
     elif kind == MSE:
         for k in range(n):
             mse_point(x[k], t[k], &l, &g, &h)
-            put(k, l, g, h, m, fs, lb, gb, hb)
+            put(has_m, k, l, g, h, m, fs, lb, gb, hb)
     elif kind == L1:
         for k in range(n):
             l1_point(x[k], t[k], &l, &g, &h)
-            put(k, l, g, h, m, fs, lb, gb, hb)
+            put(has_m, k, l, g, h, m, fs, lb, gb, hb)
     elif kind == PINBALL:
         if scalar:
             for k in range(n):
                 pinball_point(x[k], t[k], a0, &l, &g, &h)
-                put(k, l, g, h, m, fs, lb, gb, hb)
+                put(has_m, k, l, g, h, m, fs, lb, gb, hb)
         else:
             for k in range(n):
                 pinball_point(x[k], t[k], aux[k], &l, &g, &h)
-                put(k, l, g, h, m, fs, lb, gb, hb)
+                put(has_m, k, l, g, h, m, fs, lb, gb, hb)
 
 
 cdef double block_run(int kind, const floating *x, const floating *t, const floating *aux,
@@ -260,20 +262,23 @@ cdef double block_run(int kind, const floating *x, const floating *t, const floa
     cdef double s = 0
     cdef floating *gb = grad if grad != NULL else gscratch
     cdef floating *hb = hess if hess != NULL else hscratch
-    if m == NULL:  # a block of ones (see put)
-        if floating is float:
-            m = ONES_F
-        else:
-            m = ONES_D
-    point_loop(kind, x, t, aux, scalar, m, p1, p2, fs, body, lb, gb, hb)
+    if m == NULL:
+        point_loop(<No *>NULL, kind, x, t, aux, scalar, m, p1, p2, fs, body, lb, gb, hb)
+    else:
+        point_loop(<Yes *>NULL, kind, x, t, aux, scalar, m, p1, p2, fs, body, lb, gb, hb)
     if body < n:
         for k in range(TAIL):
             xt[k] = x[body + k] if body + k < n else 0
             tt[k] = t[body + k] if body + k < n else 0
             at[k] = aux[0] if scalar else (aux[body + k] if body + k < n else 0)
-            mt[k] = m[body + k] if body + k < n else 0
+            mt[k] = m[body + k] if m != NULL and body + k < n else 0
         # (body + TAIL <= MAX_BLOCK: body is a multiple of TAIL below n <= MAX_BLOCK)
-        point_loop(kind, xt, tt, at, scalar, mt, p1, p2, fs, TAIL, lb + body, gt, ht)
+        if m == NULL:
+            point_loop(<No *>NULL, kind, xt, tt, at, scalar, m, p1, p2, fs, TAIL, lb + body,
+                       gt, ht)
+        else:
+            point_loop(<Yes *>NULL, kind, xt, tt, at, scalar, mt, p1, p2, fs, TAIL, lb + body,
+                       gt, ht)
         for k in range(n - body):
             if grad != NULL:
                 grad[body + k] = gt[k]
