@@ -83,7 +83,7 @@ class _Pairwise:
     timer = timer
     timeout = 300
 
-    def args(self, a, p, n, y, s):  # pragma: no cover - per class
+    def _args(self, a, p, n, y, s):  # pragma: no cover - per class
         raise NotImplementedError
 
     @staticmethod
@@ -95,7 +95,7 @@ class _Pairwise:
         cls = _cls(self.loss_class)
         self.loss = cls(**self.options, backend=backend)
         self.none = cls(**self.options, reduction="none", backend=backend)
-        self.inputs = self.args(*embeddings(shape, dtype))
+        self.inputs = self._args(*embeddings(shape, dtype))
         k = self.n_grads
         self.out = tuple(filled_like(x) for x in self.inputs[:k])
         self.work = tuple(filled_like(x) for x in self.inputs[:k])  # overwritten in place
@@ -138,7 +138,7 @@ class TripletMargin(_Pairwise):
     loss_class = "TripletMargin"
     n_grads = 3
 
-    def args(self, a, p, n, y, s):
+    def _args(self, a, p, n, y, s):
         return a, p, n
 
     reference = staticmethod(ref_triplet)
@@ -152,7 +152,7 @@ class TripletMarginSwap(TripletMargin):
 class Contrastive(_Pairwise):
     loss_class = "Contrastive"
 
-    def args(self, a, p, n, y, s):
+    def _args(self, a, p, n, y, s):
         return a, n, y
 
     reference = staticmethod(ref_contrastive)
@@ -162,7 +162,7 @@ class MarginRanking(_Pairwise):
     loss_class = "MarginRanking"
     params = [[(1 << 22,)], DTYPES, BACKENDS, THREADS]
 
-    def args(self, a, p, n, y, s):
+    def _args(self, a, p, n, y, s):
         return a, n, s
 
     reference = staticmethod(ref_ranking)
