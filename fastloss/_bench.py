@@ -8,9 +8,13 @@ How it measures
   autograd, JAX/optax ``jit(value_and_grad)``, scikit-learn's ``_loss``).
   Each contender is called once untimed (warm-up: Numba loads or compiles its
   kernels, JAX traces and compiles, caches fill), then the timed rounds are
-  *interleaved*: every round calls every contender once, in an order rotated
-  by one each round, so drift of a shared, noisy machine hits all of them
-  alike. The table reports medians (and minima) in milliseconds.
+  *interleaved*: every round calls every contender once, in an order
+  shuffled anew each round (seeded), so drift of a shared, noisy machine hits
+  all of them alike and no contender always follows the same one: a
+  library's worker threads may still spin when its call returns (on a
+  2-core machine, the call right after JAX's ran up to 2.5x slower; a fixed
+  rotation put fastloss's first variant there in every round). The table
+  reports medians (and minima) in milliseconds.
 * Thread counts are fair for everyone: each thread count runs in its own
   worker process (``python -m fastloss bench --_worker ...``, JSON on
   stdout) which pins itself to ``n`` cores with ``os.sched_setaffinity``
@@ -734,11 +738,12 @@ def worker(args):
 
         gc.collect()
         gc.disable()
+        shuffle = np.random.default_rng(0)
         start = time.perf_counter()
         try:
             for r in range(repeat):
-                k = r % len(ready) if ready else 0
-                for name, fn in ready[k:] + ready[:k]:
+                for i in shuffle.permutation(len(ready)):
+                    name, fn = ready[i]
                     t = time.perf_counter()
                     fn()
                     rec["times"][name].append(time.perf_counter() - t)
