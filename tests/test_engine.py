@@ -238,9 +238,11 @@ _WIDTH_PROBE = """
     ({"FASTLOSS_VECTOR_WIDTH": "512"}, True),
     ({"FASTLOSS_VECTOR_WIDTH": "256"}, False),
     ({"NUMBA_CPU_NAME": "generic"}, False),  # the user chose the target: left alone
+    ({"NUMBA_DISABLE_JIT": "1"}, False),  # nothing is compiled
 ])
 def test_numba_vector_width(env, wide):
-    host, asked, used = check_python(_WIDTH_PROBE, env).split()
+    # CI also runs this file under NUMBA_DISABLE_JIT=1: the probe sets it itself
+    host, asked, used = check_python(_WIDTH_PROBE, {"NUMBA_DISABLE_JIT": "0", **env}).split()
     expected = str(wide and host == "True")
     assert (asked, used) == (expected, expected)
 
@@ -253,7 +255,7 @@ def test_numba_vector_width_leaves_a_started_codegen_alone():
         from numba.core import config
         import fastloss._numba._jit
         print(config.CPU_FEATURES)
-    """)
+    """, {"NUMBA_DISABLE_JIT": "0"})
     assert out.strip() == "None"
 
 
