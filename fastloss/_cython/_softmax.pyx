@@ -49,28 +49,13 @@ cdef extern from *:
         return 0;
     #endif
     }
-    static int fl_vector_bits(void) {
-    #if defined(__AVX512F__) && FL_PREFER_512
-        return 512;
-    #elif defined(__AVX__)
-        return 256;
-    #else
-        return 128;
-    #endif
-    }
     """
     int fl_openmp_enabled()
-    int fl_vector_bits()
 
 
 def openmp_enabled():
     """Whether these kernels were compiled with OpenMP (else they run serially)."""
     return bool(fl_openmp_enabled())
-
-
-def vector_bits():
-    """The widest vectors the compiler was asked to use in these kernels (x86)."""
-    return fl_vector_bits()
 
 
 # -- sweeps, dispatched on the dtype ------------------------------------------

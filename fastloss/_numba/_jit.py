@@ -37,34 +37,6 @@ def _threadsafe_layer_available():
 if os.environ.get("NUMBA_THREADING_LAYER") is None and numba.config.THREADING_LAYER == "default":
     if _threadsafe_layer_available():
         numba.config.THREADING_LAYER = "threadsafe"
-
-
-def _prefer_512_bit_vectors():
-    """Let LLVM use 512-bit vectors on an AVX-512 CPU, as setup.py lets GCC.
-
-    LLVM tunes Intel's AVX-512 CPUs for 256-bit vectors (``prefer-256-bit``);
-    the compute-bound loops (exp, log, divisions) ran 1.4x faster with 512-bit
-    ones on a Sapphire Rapids core. Target features belong to Numba's one CPU
-    code generator, made at the first compilation in the process and shared by
-    every Numba function in it (its cache key includes them). So this changes
-    nothing once that generator exists, nor where the user chose the target
-    (``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``), nor with
-    ``FASTLOSS_VECTOR_WIDTH=256``.
-    """
-    width = os.environ.get("FASTLOSS_VECTOR_WIDTH") or "512"
-    if width not in ("256", "512"):
-        raise ValueError(f"FASTLOSS_VECTOR_WIDTH: must be 256 or 512, got {width!r}")
-    from numba.core import codegen, config, registry
-    if (width == "256" or config.DISABLE_JIT or config.CPU_NAME is not None
-            or config.CPU_FEATURES is not None
-            or "_toplevel_target_context" in vars(registry.cpu_target)):
-        return
-    features = codegen.get_host_cpu_features()
-    if "+avx512f" in features.split(","):
-        config.CPU_FEATURES = features + ",-prefer-256-bit"
-
-
-_prefer_512_bit_vectors()
 _SERIALISE = (not numba.config.DISABLE_JIT
               and numba.config.THREADING_LAYER in ("workqueue", "forksafe", "default"))
 _LAUNCH_LOCK = threading.Lock()

@@ -80,6 +80,28 @@ def expsum(x, shift, e):
 
 
 @point
+def expsum_other(x, shift, e, y):
+    """sum_{c != y} exp(x[c] - shift), each term (y's too) stored in e[c] unless e is empty.
+
+    One sweep over the whole row, not two around y: in place (e is x) the two
+    slices of a row are two arrays to LLVM, whose runtime overlap test then
+    fails and sends the loop to its scalar version, which sums in another order
+    than the vector one (out=logits gave other bits than a fresh gradient)."""
+    s = shift - shift
+    zero = s
+    if e.size > 0:
+        for c in range(x.size):
+            v = fexp(x[c] - shift)
+            e[c] = v
+            s += v if c != y else zero
+    else:
+        for c in range(x.size):
+            v = fexp(x[c] - shift)
+            s += v if c != y else zero
+    return s
+
+
+@point
 def expsum_dot(x, shift, e, w):
     """As expsum, and sum_c w[c] (x[c] - shift) (w empty: weights 1)."""
     s = shift - shift
@@ -237,9 +259,7 @@ def focal_row(x, g, h, y, wy, gamma, k):
     n = x.size
     xy = x[y]  # read before sweep 2: g may be x
     m = rowmax(x)
-    # Sweep 2 in two parts around y gives the other classes' sum directly.
-    s_other = (np.float64(expsum(x[:y], m, g[:y]))
-               + np.float64(expsum(x[y + 1:], m, g[y + 1:])))
+    s_other = np.float64(expsum_other(x, m, g, y))  # directly: never s - e_y
     ey = math.exp(np.float64(xy - m))
     s = s_other + ey
     # p_y near 1 only when y holds the max; then log p = -log1p(s_other) exactly.
