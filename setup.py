@@ -4,8 +4,8 @@ One directives dict for every extension; OpenMP when the compiler has it
 (probed by compiling a one-line program), a serial build when it does not.
 Source builds target the host CPU (``-march=native``), as Numba does; set
 ``FASTLOSS_PORTABLE=1`` to build for the x86-64-v3 baseline (AVX2 + FMA)
-instead, e.g. for wheels. On a CPU with AVX-512 the loops use 512-bit
-vectors (``FASTLOSS_VECTOR_WIDTH=256`` keeps GCC's default for the CPU).
+instead, e.g. for wheels. On a CPU with AVX-512 the elementwise and CTC
+loops use 512-bit vectors (``FASTLOSS_VECTOR_WIDTH=256`` keeps GCC's default).
 """
 import glob
 import os
@@ -76,17 +76,6 @@ def _flags():
     march = "-march=x86-64-v3" if os.environ.get("FASTLOSS_PORTABLE") else "-march=native"
     if _compiles([march]):
         compile_args.append(march)
-    # GCC tunes Intel's AVX-512 CPUs for 256-bit vectors (older ones lower
-    # their clock under 512-bit code). The compute-bound loops here (exp, log,
-    # divisions: BCE, focal, softmax) ran 1.4-1.6x faster with 512-bit ones on
-    # a Sapphire Rapids core; without AVX-512 the flag changes nothing.
-    width = os.environ.get("FASTLOSS_VECTOR_WIDTH") or "512"
-    if width not in ("256", "512"):
-        raise SystemExit(f"FASTLOSS_VECTOR_WIDTH: must be 256 or 512, got {width!r}")
-    prefer_512 = width == "512" and _compiles(["-mprefer-vector-width=512"])
-    if prefer_512:
-        compile_args.append("-mprefer-vector-width=512")
-    compile_args.append(f"-DFL_PREFER_512={int(prefer_512)}")  # python -m fastloss shows it
     omp = "#include <omp.h>\nint main(void){return omp_get_max_threads() < 0;}\n"
     if not os.environ.get("FASTLOSS_NO_OPENMP") and _compiles(["-fopenmp"], omp):
         compile_args.append("-fopenmp")
@@ -96,17 +85,37 @@ def _flags():
     return compile_args, link_args
 
 
+# GCC tunes Intel's AVX-512 CPUs for 256-bit vectors (older ones lower their
+# clock under 512-bit code). The long loops of exp, log and divisions of the
+# elementwise and CTC kernels ran 1.3-1.6x faster with 512-bit ones on a
+# Sapphire Rapids core. A softmax row is often short (C = 2 to 100): with 16
+# lanes more of it runs in the scalar remainder, and C = 10 to 40 ran 1.8x
+# slower, so the softmax and pairwise kernels keep GCC's choice. Without
+# AVX-512 the flag changes nothing.
+WIDE = ("_elementwise", "_ctc")
+
+
+def _width_args(name):
+    width = os.environ.get("FASTLOSS_VECTOR_WIDTH") or "512"
+    if width not in ("256", "512"):
+        raise SystemExit(f"FASTLOSS_VECTOR_WIDTH: must be 256 or 512, got {width!r}")
+    wide = name in WIDE and width == "512" and _compiles(["-mprefer-vector-width=512"])
+    # FL_PREFER_512 tells fl_vector_bits() (python -m fastloss prints it)
+    return (["-mprefer-vector-width=512"] if wide else []) + [f"-DFL_PREFER_512={int(wide)}"]
+
+
 compile_args, link_args = _flags()
 extensions = [
     Extension(
-        "fastloss._cython." + os.path.splitext(os.path.basename(path))[0],
+        "fastloss._cython." + name,
         [path],
         include_dirs=[np.get_include(), "fastloss/_cython"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")],
-        extra_compile_args=compile_args,
+        extra_compile_args=compile_args + _width_args(name),
         extra_link_args=link_args,
     )
     for path in sorted(glob.glob("fastloss/_cython/*.pyx"))
+    for name in [os.path.splitext(os.path.basename(path))[0]]
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES, nthreads=2))

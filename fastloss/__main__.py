@@ -64,16 +64,14 @@ def _cython_status():
             ok = False
             lines.append(f"{name}: does not import: {exc!r}")
             continue
-        lines.append(f"{name}: ok")
+        bits = getattr(mod, "vector_bits", None)
+        lines.append(f"{name}: ok" + (f", vectors up to {bits()} bits" if bits is not None else ""))
         probe = getattr(mod, "openmp_enabled", None)
         if probe is not None and openmp is None:
             try:
                 openmp = bool(probe())
             except Exception:  # pragma: no cover
                 openmp = None
-        bits = getattr(mod, "vector_bits", None)
-        if bits is not None:
-            lines.append(f"all kernels: vectors up to {bits()} bits (FASTLOSS_VECTOR_WIDTH at build time)")
     return ok, lines, openmp
 
 
@@ -95,8 +93,6 @@ def _numba_status():
     try:
         layer = numba.config.THREADING_LAYER
         detail += f", threading layer {layer!r}, NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}"
-        wide = "-prefer-256-bit" in (numba.config.CPU_FEATURES or "").split(",")
-        detail += f", 512-bit vectors asked for: {'yes' if wide else 'no'}"
     except Exception:  # pragma: no cover
         pass
     return True, detail, numba

@@ -13,9 +13,11 @@ import numpy as np
 
 import fastloss
 
-from .common import BACKENDS, DTYPES, THREADS, filled_like, timer
+from .common import BACKENDS, DTYPES, THREADS, filled_like, grid, timer
 
-SIZES = [1 << 22]  # 4M elements; `python -m fastloss bench` adds 8M for the regression losses
+# 64K elements: the per-call cost (validation, allocation, thread start-up) shows;
+# 4M: the kernels' throughput (`python -m fastloss bench` adds 8M for the regression losses)
+SIZES = grid([1 << 16, 1 << 22])
 ERROR_ELEMENTS = 4096
 
 

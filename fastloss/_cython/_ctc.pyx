@@ -31,7 +31,7 @@ from libc.math cimport INFINITY, NAN
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
-from ._math cimport fexp, flog
+from ._math cimport fexp, fl_vector_bits, flog
 
 cdef enum:
     LANES = 16  # states are padded to a multiple of this: no scalar loop remainders
@@ -260,3 +260,8 @@ def ctc(const floating[:, :, ::1] x, bint batch_first, const int[::1] labels,
                                fs, C, in_len[n], T_all, lp + offsets[n] if lp != NULL else NULL,
                                offsets[n + 1] - offsets[n], blank, log_probs, zero_infinity,
                                scale * m[n], &ws[threadid(), 0])
+
+
+def vector_bits():
+    """The widest vectors (bits) the compiler was asked to use in this module's loops."""
+    return fl_vector_bits()

@@ -26,7 +26,7 @@ Why they are built this way:
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from ._math cimport fexp, ffma, flog, flog1p_unit
+from ._math cimport fexp, ffma, fl_vector_bits, flog, flog1p_unit
 
 cpdef enum:
     BCE
@@ -319,3 +319,8 @@ def elementwise(int kind, const floating[::1] x, const floating[::1] t,
                           hp + lo if hp != NULL else NULL, &rows[lo] if none else NULL)
             if not none:
                 rows[b] = s
+
+
+def vector_bits():
+    """The widest vectors (bits) the compiler was asked to use in this module's loops."""
+    return fl_vector_bits()

@@ -20,6 +20,7 @@ cdef extern from "fl_math.h" nogil:
     float fl_log1pf(float x)
     double fl_log1p(double x)
     float fl_log1p_unitf(float e)
+    int fl_vector_bits()  # the widest vectors of the module's loops (a build probe)
 
 
 cdef inline floating fexp(floating x) noexcept nogil:

@@ -32,7 +32,7 @@ from cython.parallel cimport prange
 from libc.float cimport DBL_MAX
 from libc.math cimport NAN, fabs, pow, sqrt
 
-from ._math cimport ffma
+from ._math cimport ffma, fl_vector_bits
 
 cdef extern from *:
     """
@@ -422,3 +422,8 @@ def ranking(const floating[::1] x1, const floating[::1] x2, const floating[::1] 
                               &rows[lo] if none else NULL, min(block, n - lo))
             if not none:
                 rows[b] = s
+
+
+def vector_bits():
+    """The widest vectors (bits) the compiler was asked to use in this module's loops."""
+    return fl_vector_bits()

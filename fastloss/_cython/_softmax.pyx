@@ -25,6 +25,8 @@ from cython.parallel cimport prange
 from libc.math cimport exp, log, log1p, pow
 from libc.stdint cimport int64_t
 
+from ._math cimport fl_vector_bits
+
 cdef extern from "fl_simd.h" nogil:
     float fl_rowmaxf(const float *x, Py_ssize_t n)
     double fl_rowmaxd(const double *x, Py_ssize_t n)
@@ -56,6 +58,11 @@ cdef extern from *:
 def openmp_enabled():
     """Whether these kernels were compiled with OpenMP (else they run serially)."""
     return bool(fl_openmp_enabled())
+
+
+def vector_bits():
+    """The widest vectors (bits) the compiler was asked to use in this module's loops."""
+    return fl_vector_bits()
 
 
 # -- sweeps, dispatched on the dtype ------------------------------------------

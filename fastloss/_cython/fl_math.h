@@ -263,4 +263,23 @@ static inline float fl_log1p_unitf(float e)
     return fmaf(e, e * S, e);
 }
 
+/* ------------------------------------------------------- build probe */
+
+/* The widest vectors the including module was compiled to use (x86): 512
+ * where setup.py asked GCC for them (FL_PREFER_512) and the target has
+ * AVX-512. `python -m fastloss` prints it per module. */
+#ifndef FL_PREFER_512
+#define FL_PREFER_512 0
+#endif
+static inline int fl_vector_bits(void)
+{
+#if defined(__AVX512F__) && FL_PREFER_512
+    return 512;
+#elif defined(__AVX__)
+    return 256;
+#else
+    return 128;
+#endif
+}
+
 #endif /* FL_MATH_H */
