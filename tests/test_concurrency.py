@@ -9,8 +9,9 @@
 * Whatever threading layer Numba picked (``workqueue`` is not thread-safe),
   concurrent calls neither crash nor deadlock: run in a fresh interpreter
   with each layer this machine has.
-* The kernels release the GIL: another Python thread keeps counting while a
-  long kernel runs.
+* The kernels release the GIL: another Python thread gets to count while a
+  long kernel runs (no clock: a long switch interval makes the order decide),
+  and does not when the kernels are swapped for ones that keep it.
 """
 import concurrent.futures
 import os
@@ -18,7 +19,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import numba
 import numpy as np
@@ -226,70 +226,97 @@ def _long_case(name, rng, k=1):
     raise KeyError(name)
 
 
-class _Counter(threading.Thread):
-    """Counts in a tight pure-Python loop: it advances only while it holds the GIL."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.count = 0
-        self.stop = False
-
-    def run(self):
-        while not self.stop:
-            self.count += 1
+@numba.njit(nogil=False, cache=False)
+def _spin(n):
+    """A compiled loop that keeps the GIL (some 10 ms for n = 5e6)."""
+    s = 0.0
+    for i in range(n):
+        s += np.sqrt(i + s * 1e-12)
+    return s
 
 
-def _progress_during(fn, seconds=0.3):
-    """(counter progress, its free-running rate, elapsed, calls) while ``fn()`` repeats."""
-    counter = _Counter()
-    counter.start()
+CAP = 200_000
+
+
+def _count_during_kernel(call, kernel_name, monkeypatch, hold=False):
+    """How far a pure-Python loop counts (up to CAP) while another thread runs
+    the kernel ``kernel_name`` inside ``call()``: the real one, or (``hold``) a
+    stand-in that keeps the GIL.
+
+    No clock: the switch interval is set far beyond any run, so a thread that
+    holds the GIL keeps it until it blocks or releases it. The kernel module is
+    wrapped so that the loop may start just as the kernel is entered and must
+    stop once it returns (NumPy may release the GIL around it, in validation
+    or in the reduction of the rows). Once the loop has the GIL it keeps it to
+    CAP, and the kernel's thread waits: CAP if the kernel released the GIL,
+    0 if it held it."""
+    from fastloss import _backend
+    started, state = threading.Event(), {"done": False}
+    real = _backend.kernels
+
+    class Kernels:
+        def __init__(self, module):
+            self._module = module
+
+        def __getattr__(self, name):
+            attr = getattr(self._module, name)
+            if name != kernel_name:
+                return attr
+
+            def kernel(*args, **kwargs):
+                started.set()
+                try:
+                    return _spin(5_000_000) if hold else attr(*args, **kwargs)
+                finally:
+                    state["done"] = True
+            return kernel
+
+    monkeypatch.setattr(_backend, "kernels", lambda *a, **k: Kernels(real(*a, **k)))
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
     try:
-        time.sleep(0.1)  # the counter's free-running rate, as a yardstick
-        c0, t0 = counter.count, time.perf_counter()
-        time.sleep(0.2)
-        rate = (counter.count - c0) / (time.perf_counter() - t0)
-        c0, t0 = counter.count, time.perf_counter()
-        calls = 0
-        while time.perf_counter() - t0 < seconds:
-            fn()
-            calls += 1
-        elapsed = time.perf_counter() - t0
-        progress = counter.count - c0
+        thread = threading.Thread(target=call)
+        thread.start()
+        started.wait()
+        count = 0
+        while not state["done"] and count < CAP:
+            count += 1
+        thread.join()
     finally:
-        counter.stop = True
-        counter.join()
-    return progress, rate, elapsed, calls
+        sys.setswitchinterval(interval)
+        monkeypatch.undo()
+    return count
 
 
-@pytest.mark.parametrize("backend", fastloss.BACKENDS)
-@pytest.mark.parametrize("name", ["cross_entropy", "mse_loss", "ctc_loss"])
-def test_kernel_releases_gil(name, backend):
+GIL_CASES = {"cross_entropy": "ce_hard", "mse_loss": "elementwise", "ctc_loss": "ctc"}
+
+
+def _gil_case(name, backend):
     rng = np.random.default_rng(5)
     x, t = _long_case(name, rng)
     loss = REGISTRY[name].cls(backend=backend)
-    with fastloss.num_threads(1):  # leave a core to the counter
-        xs, ts = _long_case(name, rng, 100)  # compiles (holding the GIL) outside the timing
-        loss.loss_grad(xs, *ts)
-        progress, rate, elapsed, calls = _progress_during(lambda: loss.loss_grad(x, *t))
-    # Holding the GIL for the whole kernel would leave the counter only the
-    # Python-level set-up around it (a few percent of each call).
-    assert progress > 0.25 * rate * elapsed, (
-        f"counter advanced {progress} in {elapsed:.3f} s ({calls} calls); "
-        f"free-running rate {rate:.0f}/s")
+    xs, ts = _long_case(name, rng, 100)
+    loss.loss_grad(xs, *ts)  # Numba compiles (holding the GIL) before the count
+    _spin(10)
+    return lambda: loss.loss_grad(x, *t)
 
 
-def test_gil_harness_detects_a_held_gil():
-    """The yardstick works: a compiled loop that keeps the GIL starves the counter."""
-    @numba.njit(nogil=False, cache=False)
-    def spin(n):
-        s = 0.0
-        for i in range(n):
-            s += np.sqrt(i + s * 1e-12)
-        return s
+@pytest.mark.parametrize("backend", fastloss.BACKENDS)
+@pytest.mark.parametrize("name", sorted(GIL_CASES))
+def test_kernel_releases_gil(name, backend, monkeypatch):
+    with fastloss.num_threads(1):  # leave a core to the counting loop
+        call = _gil_case(name, backend)
+        assert _count_during_kernel(call, GIL_CASES[name], monkeypatch) == CAP
 
-    spin(10)
-    progress, rate, elapsed, calls = _progress_during(lambda: spin(50_000_000))
-    assert progress < 0.1 * rate * elapsed, (progress, rate, elapsed, calls)
+
+@pytest.mark.parametrize("backend", fastloss.BACKENDS)
+@pytest.mark.parametrize("name", sorted(GIL_CASES))
+def test_gil_harness_detects_a_held_gil(name, backend, monkeypatch):
+    """The yardstick works, on the same calls: a kernel that keeps the GIL leaves
+    the loop at 0."""
+    with fastloss.num_threads(1):
+        call = _gil_case(name, backend)
+        assert _count_during_kernel(call, GIL_CASES[name], monkeypatch, hold=True) == 0
 
 
 # --------------------------------------------------------------------------- buffers
