@@ -83,8 +83,8 @@ class _Pairwise:
     timer = timer
     timeout = 300
 
-    def _args(self, a, p, n, y, s):  # pragma: no cover - per class
-        raise NotImplementedError
+    #: the loss's inputs, in order: letters of embeddings()' (a, p, n, y, s) (per class)
+    arguments = ()
 
     @staticmethod
     def reference(*args):  # pragma: no cover - per class
@@ -95,7 +95,8 @@ class _Pairwise:
         cls = _cls(self.loss_class)
         self.loss = cls(**self.options, backend=backend)
         self.none = cls(**self.options, reduction="none", backend=backend)
-        self.inputs = self._args(*embeddings(shape, dtype))
+        data = dict(zip("apnys", embeddings(shape, dtype)))
+        self.inputs = tuple(data[k] for k in self.arguments)
         k = self.n_grads
         self.out = tuple(filled_like(x) for x in self.inputs[:k])
         self.work = tuple(filled_like(x) for x in self.inputs[:k])  # overwritten in place
@@ -137,9 +138,7 @@ class _Pairwise:
 class TripletMargin(_Pairwise):
     loss_class = "TripletMargin"
     n_grads = 3
-
-    def _args(self, a, p, n, y, s):
-        return a, p, n
+    arguments = "apn"
 
     reference = staticmethod(ref_triplet)
 
@@ -151,9 +150,7 @@ class TripletMarginSwap(TripletMargin):
 
 class Contrastive(_Pairwise):
     loss_class = "Contrastive"
-
-    def _args(self, a, p, n, y, s):
-        return a, n, y
+    arguments = "any"
 
     reference = staticmethod(ref_contrastive)
 
@@ -161,8 +158,6 @@ class Contrastive(_Pairwise):
 class MarginRanking(_Pairwise):
     loss_class = "MarginRanking"
     params = [[(1 << 22,)], DTYPES, BACKENDS, THREADS]
-
-    def _args(self, a, p, n, y, s):
-        return a, n, s
+    arguments = "ans"
 
     reference = staticmethod(ref_ranking)
