@@ -95,23 +95,28 @@ def _flags():
 WIDE = ("_elementwise", "_ctc")
 
 
-def _width_args(name):
+def _widen():
     width = os.environ.get("FASTLOSS_VECTOR_WIDTH") or "512"
     if width not in ("256", "512"):
         raise SystemExit(f"FASTLOSS_VECTOR_WIDTH: must be 256 or 512, got {width!r}")
-    wide = name in WIDE and width == "512" and _compiles(["-mprefer-vector-width=512"])
+    return width == "512" and _compiles(["-mprefer-vector-width=512"])
+
+
+def _width_args(name, widen):
+    wide = widen and name in WIDE
     # FL_PREFER_512 tells fl_vector_bits() (python -m fastloss prints it)
     return (["-mprefer-vector-width=512"] if wide else []) + [f"-DFL_PREFER_512={int(wide)}"]
 
 
 compile_args, link_args = _flags()
+widen = _widen()
 extensions = [
     Extension(
         "fastloss._cython." + name,
         [path],
         include_dirs=[np.get_include(), "fastloss/_cython"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")],
-        extra_compile_args=compile_args + _width_args(name),
+        extra_compile_args=compile_args + _width_args(name, widen),
         extra_link_args=link_args,
     )
     for path in sorted(glob.glob("fastloss/_cython/*.pyx"))

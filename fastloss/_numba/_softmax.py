@@ -65,39 +65,26 @@ def rowmax(x):
 
 
 @point
-def expsum(x, shift, e):
-    """sum_c exp(x[c] - shift), each term stored in e[c] unless e is empty."""
-    s = shift - shift
-    if e.size > 0:
-        for c in range(x.size):
-            v = fexp(x[c] - shift)
-            e[c] = v
-            s += v
-    else:
-        for c in range(x.size):
-            s += fexp(x[c] - shift)
-    return s
+def expsum(x, shift, e, skip):
+    """sum_{c != skip} exp(x[c] - shift) (skip = -1: every c), each term (skip's
+    too) stored in e[c] unless e is empty.
 
-
-@point
-def expsum_other(x, shift, e, y):
-    """sum_{c != y} exp(x[c] - shift), each term (y's too) stored in e[c] unless e is empty.
-
-    One sweep over the whole row, not two around y: in place (e is x) the two
-    slices of a row are two arrays to LLVM, whose runtime overlap test then
-    fails and sends the loop to its scalar version, which sums in another order
-    than the vector one (out=logits gave other bits than a fresh gradient)."""
+    The focal loss sums the other classes in this one sweep over the whole row,
+    not in two around the label: in place (e is x) the two slices of a row are
+    two arrays to LLVM, whose runtime overlap test then fails and sends the
+    loop to its scalar version, which sums in another order than the vector
+    one (out=logits gave other bits than a fresh gradient)."""
     s = shift - shift
     zero = s
     if e.size > 0:
         for c in range(x.size):
             v = fexp(x[c] - shift)
             e[c] = v
-            s += v if c != y else zero
+            s += v if c != skip else zero
     else:
         for c in range(x.size):
             v = fexp(x[c] - shift)
-            s += v if c != y else zero
+            s += v if c != skip else zero
     return s
 
 
@@ -190,7 +177,7 @@ def ce_hard_row(x, g, h, w, y, eps, wsum, k):
         s = np.float64(s_t)
         dot = np.float64(d_t)
     else:
-        s = np.float64(expsum(x, m, g))
+        s = np.float64(expsum(x, m, g, -1))
     log_s = math.log(s)
     loss = a * (log_s - np.float64(xy - m)) + b * (wsum * log_s - dot)
     if g.size == 0:
@@ -259,7 +246,7 @@ def focal_row(x, g, h, y, wy, gamma, k):
     n = x.size
     xy = x[y]  # read before sweep 2: g may be x
     m = rowmax(x)
-    s_other = np.float64(expsum_other(x, m, g, y))  # directly: never s - e_y
+    s_other = np.float64(expsum(x, m, g, y))  # directly: never s - e_y
     ey = math.exp(np.float64(xy - m))
     s = s_other + ey
     # p_y near 1 only when y holds the max; then log p = -log1p(s_other) exactly.
